@@ -1,0 +1,30 @@
+# Three entry points; each builds .venv/ from the pinned requirements on first use and reuses it after.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+REQS := requirements.txt requirements-dev.txt emulator/requirements.txt container/requirements.txt
+
+.PHONY: workshop test lab bench clean-state
+
+$(STAMP): $(REQS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing pinned requirements into $(VENV)/ (first run only; a few minutes)..."
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+workshop: $(STAMP)
+	$(PY) -m helpers workshop
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean-state:
+	rm -rf .workshop runs

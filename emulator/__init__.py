@@ -1,0 +1,1 @@
+"""A local stand-in for the AWS services the workshop uses, on one HTTP endpoint."""

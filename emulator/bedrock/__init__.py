@@ -1,0 +1,1 @@
+"""Bedrock for Claude Code offline: InvokeModel(WithResponseStream) answered by a stand-in model."""

@@ -1,0 +1,37 @@
+"""The emulator's settings: one frozen object, from command-line flags and the environment."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "us-east-1"
+
+
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"emulator: {name}={raw!r} is not a number of seconds") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 4566
+    account_id: str = DEFAULT_ACCOUNT_ID
+    # Seconds between events arriving and long-term records being extracted (AWS takes minutes).
+    extraction_delay: float = field(default_factory=lambda: _float_env("EMULATOR_EXTRACTION_DELAY", 1.0))
+    # Seconds a runtime session's agent may sit idle before it is stopped (AWS: 900).
+    idle_timeout: float = field(default_factory=lambda: _float_env("EMULATOR_IDLE_TIMEOUT", 900.0))
+    # Seconds an agent process gets to answer /ping after it starts.
+    agent_start_timeout: float = field(default_factory=lambda: _float_env("EMULATOR_AGENT_START_TIMEOUT", 60.0))
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"

@@ -1,0 +1,1 @@
+"""AgentCore Memory: control plane (memories) and data plane (events, sessions, records)."""

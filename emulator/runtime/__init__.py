@@ -1,0 +1,1 @@
+"""AgentCore Runtime: runtimes, versions and endpoints, and InvokeAgentRuntime that runs the agent."""

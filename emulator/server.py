@@ -1,0 +1,231 @@
+"""The emulator's one endpoint: routes each request to moto or to our own services, by SigV4 service name.
+
+Signed requests name their service in the credential scope of the Authorization header (or of
+`X-Amz-Credential` in a presigned URL); that alone decides who answers, as LocalStack's edge port
+does. Unsigned requests (Claude Code with CLAUDE_CODE_SKIP_BEDROCK_AUTH) are routed by path.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from .core.errors import ServiceError
+from .core.restjson import HttpResponse, RestJsonService, error_response
+from .core.settings import DEFAULT_REGION, Settings
+
+log = logging.getLogger("emulator")
+
+# Services moto answers, by the name they sign with.
+MOTO_SERVICES = ("cloudformation", "s3", "ssm", "ecr", "iam", "sts", "logs", "codebuild")
+
+_CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+def signing_scope(environ: dict) -> tuple[str | None, str | None]:
+    """(region, service) from the request's SigV4 credential scope, or (None, None) when unsigned."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    m = _CREDENTIAL.search(auth)
+    if not m:
+        m = _CREDENTIAL.search("Credential=" + _query_credential(environ.get("QUERY_STRING", "")))
+    return (m.group(1), m.group(2)) if m else (None, None)
+
+
+def _query_credential(query: str) -> str:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(query).get("X-Amz-Credential")
+    return values[0] if values else ""
+
+
+@dataclass
+class OwnService:
+    """A service the emulator implements itself, on botocore's models."""
+
+    signing_name: str
+    router: RestJsonService
+    # Paths this service answers without a signature (None: signed requests only).
+    unsigned_paths: re.Pattern | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+
+
+class EmulatorApp:
+    """The WSGI application behind the endpoint."""
+
+    def __init__(self, settings: Settings, own_services: list[OwnService]):
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        self.settings = settings
+        self.own = {svc.signing_name: svc for svc in own_services}
+        self.moto = DomainDispatcherApplication(create_backend_app)
+        self.started = time.time()
+
+    def services(self) -> list[str]:
+        names = list(MOTO_SERVICES)
+        for svc in self.own.values():
+            names.extend(m.service_name for m in svc.router.models)
+        return sorted(set(names))
+
+    def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/_emulator/health":
+            return self._json(start_response, 200, {
+                "status": "running",
+                "services": self.services(),
+                "pid": os.getpid(),
+                "uptime_seconds": round(time.time() - self.started, 1),
+                "state_dir": str(self.settings.state_dir),
+            })
+        region, service = signing_scope(environ)
+        own = self.own.get(service) if service else self._unsigned_owner(path)
+        if own is None:
+            return self.moto(environ, start_response)
+        return self._serve_own(own, environ, start_response, region or DEFAULT_REGION)
+
+    def _unsigned_owner(self, path: str) -> OwnService | None:
+        for svc in self.own.values():
+            if svc.unsigned_paths is not None and svc.unsigned_paths.match(path):
+                return svc
+        return None
+
+    def _serve_own(self, svc: OwnService, environ: dict, start_response, region: str):
+        raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
+        raw_path = raw_uri.split("?", 1)[0]
+        if raw_path.startswith("http://") or raw_path.startswith("https://"):
+            raw_path = "/" + raw_path.split("/", 3)[-1]
+        headers = {
+            key[5:].replace("_", "-").title(): value
+            for key, value in environ.items() if key.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["Content-Type"] = environ["CONTENT_TYPE"]
+        body = _read_body(environ)
+        try:
+            response = svc.router.handle(environ["REQUEST_METHOD"], raw_path, environ.get("QUERY_STRING", ""),
+                                         headers, body, region, self.settings.account_id)
+        except ServiceError as exc:
+            response = error_response(exc)
+        except Exception as exc:  # a bug of ours: answer as AWS does (500) and keep the trace in the log
+            log.exception("unhandled error in %s %s", environ["REQUEST_METHOD"], raw_path)
+            response = error_response(ServiceError(f"Internal error in the emulator: {exc}"))
+        if response is None:
+            response = error_response(ServiceError(
+                f"No {svc.signing_name} operation has the route {environ['REQUEST_METHOD']} {raw_path}.",
+                code="UnknownOperationException", status=404))
+        return self._send(start_response, response)
+
+    @staticmethod
+    def _send(start_response, response: HttpResponse) -> Iterable[bytes]:
+        headers = dict(response.headers)
+        if isinstance(response.body, (bytes, bytearray)):
+            headers["Content-Length"] = str(len(response.body))
+            start_response(f"{response.status} {_reason(response.status)}", list(headers.items()))
+            return [bytes(response.body)]
+        start_response(f"{response.status} {_reason(response.status)}", list(headers.items()))
+        return response.body
+
+    @staticmethod
+    def _json(start_response, status: int, doc: dict) -> list[bytes]:
+        body = json.dumps(doc).encode()
+        start_response(f"{status} {_reason(status)}",
+                       [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def _read_body(environ: dict) -> bytes:
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        return stream.read(int(length))
+    if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" or environ.get("wsgi.input_terminated"):
+        return stream.read()
+    return b""
+
+
+def build_app(settings: Settings) -> EmulatorApp:
+    from .services import own_services
+
+    return EmulatorApp(settings, own_services(settings))
+
+
+def serve(settings: Settings) -> int:
+    """Run the endpoint until SIGTERM or SIGINT; return the process exit code."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    class QuietHandler(MotoRequestHandler):
+        def log_request(self, code="-", size="-"):
+            log.debug("%s %s", self.requestline, code)
+
+    problem = _port_problem(settings.host, settings.port)
+    if problem:
+        print(f"emulator: cannot listen on {settings.host}:{settings.port}: {problem} "
+              f"(is another emulator running? stop it, or pass --port)", file=sys.stderr)
+        return 2
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    app = build_app(settings)
+    server = make_server(settings.host, settings.port, app, threaded=True, request_handler=QuietHandler)
+    stopping = threading.Event()
+
+    def stop(signum, _frame):
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    pid_file = settings.state_dir / "emulator.pid"
+    pid_file.write_text(f"{os.getpid()} {settings.port}\n")
+    print(f"emulator: serving {', '.join(app.services())} on {settings.endpoint} "
+          f"(state in {settings.state_dir})", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        _close(app)
+        server.server_close()
+        pid_file.unlink(missing_ok=True)
+        print("emulator: stopped", flush=True)
+    return 0
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Why the port cannot be bound (werkzeug would print several lines and exit), or None."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def _close(app: EmulatorApp) -> None:
+    for svc in app.own.values():
+        try:
+            svc.close()
+        except Exception:  # shutting down: report and go on closing the rest
+            log.exception("error while closing %s", svc.signing_name)

@@ -1,0 +1,36 @@
+"""The services the emulator implements itself, beside moto's. Add a new one here."""
+from __future__ import annotations
+
+import re
+
+from .core.restjson import RestJsonService
+from .core.settings import Settings
+from .server import OwnService
+
+
+def own_services(settings: Settings) -> list[OwnService]:
+    from .bedrock.responses import create_backend as bedrock_backend
+    from .memory.responses import create_backend as memory_backend
+    from .runtime.responses import create_backend as runtime_backend
+
+    memory = memory_backend(settings)
+    runtime = runtime_backend(settings)
+    bedrock = bedrock_backend(settings)
+    return [
+        # bedrock-agentcore (data plane) and bedrock-agentcore-control both sign as
+        # "bedrock-agentcore" and their routes never overlap, so one router serves both.
+        OwnService(
+            signing_name="bedrock-agentcore",
+            router=RestJsonService(["bedrock-agentcore", "bedrock-agentcore-control"],
+                                   {**memory.handlers, **runtime.handlers}),
+            closers=[runtime.close, memory.close],
+        ),
+        # bedrock-runtime (InvokeModel*) and bedrock (ListInferenceProfiles) both sign as "bedrock".
+        # Claude Code in local mode calls them unsigned (CLAUDE_CODE_SKIP_BEDROCK_AUTH=1).
+        OwnService(
+            signing_name="bedrock",
+            router=RestJsonService(["bedrock-runtime", "bedrock"], bedrock.handlers),
+            unsigned_paths=re.compile(r"^/(model/|inference-profiles|foundation-models)"),
+            closers=[bedrock.close],
+        ),
+    ]
