@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-REQS := requirements.txt requirements-dev.txt emulator/requirements.txt container/requirements.txt
+REQS := pyproject.toml requirements.txt requirements-dev.txt emulator/requirements.txt container/requirements.txt
 
 .PHONY: workshop test lab bench clean-state
 
@@ -12,6 +12,7 @@ $(STAMP): $(REQS)
 	@echo "Installing pinned requirements into $(VENV)/ (first run only; a few minutes)..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
 workshop: $(STAMP)
