@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-REQS := pyproject.toml requirements.txt requirements-dev.txt emulator/requirements.txt container/requirements.txt
+REQS := requirements.txt requirements-dev.txt emulator/requirements.txt container/requirements.txt
 
 .PHONY: workshop test lab bench clean-state
 
@@ -12,7 +12,8 @@ $(STAMP): $(REQS)
 	@echo "Installing pinned requirements into $(VENV)/ (first run only; a few minutes)..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@# Put the checkout on the venv's path, so notebooks and tools import helpers/ from anywhere.
+	@echo "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/workshop-checkout.pth"
 	@touch $@
 
 workshop: $(STAMP)
