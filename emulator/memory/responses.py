@@ -1,9 +1,47 @@
-"""Placeholder until this service is built: no operations yet."""
+"""AgentCore Memory's handlers: each botocore operation name to the model method that answers it."""
 from __future__ import annotations
 
 from ..core.backend import Backend
+from ..core.restjson import RequestContext
 from ..core.settings import Settings
+from .models import MemoryBackend
+
+# Control plane (bedrock-agentcore-control) and data plane (bedrock-agentcore) operations.
+OPERATIONS = {
+    "CreateMemory": "create_memory",
+    "GetMemory": "get_memory",
+    "ListMemories": "list_memories",
+    "UpdateMemory": "update_memory",
+    "DeleteMemory": "delete_memory",
+    "CreateEvent": "create_event",
+    "GetEvent": "get_event",
+    "ListEvents": "list_events",
+    "DeleteEvent": "delete_event",
+    "ListSessions": "list_sessions",
+    "ListActors": "list_actors",
+    "RetrieveMemoryRecords": "retrieve_memory_records",
+    "ListMemoryRecords": "list_memory_records",
+    "GetMemoryRecord": "get_memory_record",
+    "DeleteMemoryRecord": "delete_memory_record",
+    "BatchCreateMemoryRecords": "batch_create_memory_records",
+    "BatchUpdateMemoryRecords": "batch_update_memory_records",
+    "BatchDeleteMemoryRecords": "batch_delete_memory_records",
+}
+
+
+def _handler(model: MemoryBackend, method: str):
+    bound = getattr(model, method)
+
+    def handle(params: dict, ctx: RequestContext) -> dict:
+        return bound(params, ctx.region, ctx.account_id)
+
+    handle.__name__ = method
+    return handle
 
 
 def create_backend(settings: Settings) -> Backend:
-    return Backend()
+    model = MemoryBackend(settings.state_dir / "memory", extraction_delay=settings.extraction_delay)
+    backend = Backend({op: _handler(model, method) for op, method in OPERATIONS.items()})
+    backend.on_close(model.close)
+    backend.model = model
+    return backend
