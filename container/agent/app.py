@@ -1,0 +1,212 @@
+"""The agent's HTTP face, on AgentCore Runtime's contract: GET /ping and POST /invocations (JSON or SSE)."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import time
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from botocore.exceptions import BotoCoreError, ClientError
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from .memory import Memory
+from .request import BadRequest, parse
+from .runner import ClaudeFailed, RunOutcome, run_claude
+from .settings import AgentSettings
+from .workspace import Workspace
+
+log = logging.getLogger("agent")
+SESSION_HEADER = "x-amzn-bedrock-agentcore-runtime-session-id"
+
+
+class Busy:
+    """HealthyBusy while any invocation runs; AgentCore must not reclaim a session mid-task."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.active = 0
+        self.changed_at = time.time()
+
+    def enter(self):
+        with self._lock:
+            self.active += 1
+            self.changed_at = time.time()
+
+    def leave(self):
+        with self._lock:
+            self.active -= 1
+            self.changed_at = time.time()
+
+    def ping(self) -> dict:
+        return {"status": "HealthyBusy" if self.active else "Healthy", "time_of_last_update": int(self.changed_at)}
+
+
+def _clients(settings: AgentSettings):
+    import boto3
+
+    cfg = settings.boto_config()
+    session = boto3.session.Session(region_name=settings.region)
+    return (session.client("s3", config=cfg), session.client("ssm", config=cfg),
+            session.client("bedrock-agentcore", config=cfg))
+
+
+def _error(status: int, error: str, details: str, field: str | None = None) -> JSONResponse:
+    body = {"error": error, "details": details}
+    if field:
+        body["field"] = field
+    return JSONResponse(body, status_code=status)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
+    settings = settings or AgentSettings.from_env()
+    s3, ssm, agentcore = clients if clients is not None else _clients(settings)
+    memory = Memory(settings, ssm, agentcore)
+    busy = Busy()
+    session_locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        # Read the memory id once, off the event loop, so /ping answers while SSM is slow.
+        threading.Thread(target=memory.load, name="memory-load", daemon=True).start()
+        yield
+
+    app = FastAPI(title="Claude Code agent", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.memory = memory
+    app.state.busy = busy
+
+    @app.get("/ping")
+    async def ping():
+        return busy.ping()
+
+    async def invocation(inv) -> AsyncIterator[dict]:
+        """Progress events, then {"type": "output", "output": ...}; ClaudeFailed if the CLI cannot run."""
+        started = time.monotonic()
+        warnings = list(inv.warnings)
+        lock = session_locks.setdefault((inv.actor_id, inv.session_id), asyncio.Lock())
+        async with lock:
+            await asyncio.to_thread(memory.wait_loaded, settings.aws_connect_timeout * 3 + settings.aws_read_timeout)
+            if not memory.enabled:
+                warnings.append(memory.status)
+            workspace = Workspace(settings.workspace_root, inv.actor_id, inv.session_id, settings.output_bucket,
+                                  s3, settings.region)
+            if not settings.output_bucket:
+                warnings.append("OUTPUT_BUCKET_NAME is not set: files stay in the local workspace only")
+            try:
+                restored = await asyncio.to_thread(workspace.restore)
+                warnings += restored.warnings
+                if restored.restored:
+                    yield {"type": "files_restored", "files": restored.restored}
+            except (ClientError, BotoCoreError, OSError) as exc:
+                warnings.append(f"could not restore the session's files from s3://{settings.output_bucket}/"
+                                f"{workspace.session_prefix}: {exc}; working with the local copy")
+            context = await asyncio.to_thread(memory.context, inv.actor_id, inv.session_id, inv.prompt)
+            warnings += context.warnings
+            if not context.is_empty():
+                yield {"type": "memory", "turns": len(context.turns), "facts": len(context.facts),
+                       "preferences": len(context.preferences), "summaries": len(context.summaries)}
+
+            outcome = RunOutcome()
+            async for event in run_claude(settings, workspace.path, inv.prompt, inv.permission_mode,
+                                          inv.allowed_tools, inv.max_turns, context.render(), outcome):
+                yield event
+            warnings += outcome.warnings
+
+            uploaded = []
+            try:
+                report = await asyncio.to_thread(workspace.upload_changes)
+                warnings += report.warnings
+                uploaded = report.uploaded
+            except (ClientError, BotoCoreError, OSError) as exc:
+                warnings.append(f"could not upload files to s3://{settings.output_bucket}: {exc}; "
+                                "they are kept in the workspace and uploaded on the next invocation")
+            for item in uploaded:
+                yield {"type": "file_uploaded", **item}
+
+            answer = outcome.result
+            problem = await asyncio.to_thread(memory.save_turn, inv.actor_id, inv.session_id, inv.prompt, answer)
+            if problem:
+                warnings.append(problem)
+
+        output = {
+            "success": not outcome.is_error,
+            "result": answer,
+            "session_id": inv.session_id,
+            "actor_id": inv.actor_id,
+            "timestamp": _now(),
+            "model": outcome.model or settings.model,
+            "metadata": {
+                "duration_ms": int((time.monotonic() - started) * 1000),
+                "claude_duration_ms": outcome.duration_ms,
+                "num_turns": outcome.num_turns,
+                "memory_enabled": memory.enabled,
+                "memory_status": memory.status,
+                "memory_context": {"turns": len(context.turns), "facts": len(context.facts),
+                                   "preferences": len(context.preferences), "summaries": len(context.summaries)},
+                "uploaded_files": uploaded,
+                "timed_out": outcome.timed_out,
+                "cost_usd": outcome.cost_usd,
+                "usage": outcome.usage,
+                "claude_session_id": outcome.claude_session_id,
+            },
+            "warnings": warnings,
+        }
+        if outcome.timed_out:
+            output["error"] = "timeout"
+        yield {"type": "output", "output": output}
+
+    @app.post("/invocations")
+    async def invocations(request: Request):
+        body = await request.body()
+        try:
+            inv = parse(body, settings, request.headers.get(SESSION_HEADER))
+        except BadRequest as exc:
+            return _error(400, f"invalid {exc.field}", str(exc), exc.field)
+        log.info("invocation actor=%s session=%s", inv.actor_id, inv.session_id)
+        busy.enter()
+        if "text/event-stream" in request.headers.get("accept", ""):
+            return StreamingResponse(_sse(invocation(inv), busy), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        try:
+            async for event in invocation(inv):
+                if event["type"] == "output":
+                    return JSONResponse({"output": event["output"]})
+            return _error(500, "agent failure", "the run ended without an output")
+        except ClaudeFailed as exc:
+            log.error("Claude Code failed: %s", exc)
+            return _error(500, "Claude Code failed", str(exc))
+        finally:
+            busy.leave()
+
+    return app
+
+
+async def _sse(events: AsyncIterator[dict], busy: Busy) -> AsyncIterator[bytes]:
+    """Server-sent events: each progress event as it happens; the last carries the whole output."""
+    try:
+        async for event in events:
+            if event["type"] == "output":
+                data = {"output": event["output"]}
+            else:
+                data = event
+            yield f"event: {event['type']}\ndata: {json.dumps(data)}\n\n".encode()
+    except ClaudeFailed as exc:
+        log.error("Claude Code failed: %s", exc)
+        yield f"event: error\ndata: {json.dumps({'error': 'Claude Code failed', 'details': str(exc)})}\n\n".encode()
+    finally:
+        busy.leave()
+
+
+logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                    format="%(asctime)s %(levelname)s %(name)s %(message)s")
+app = create_app()

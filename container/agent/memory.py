@@ -1,0 +1,180 @@
+"""AgentCore Memory for the agent: recent turns and long-term records before a run, the new turn after.
+
+The memory id comes from SSM once (the memory is created once, by the workshop, never here). When
+it is missing or unreachable the agent still answers; `status` says why memory is off.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+log = logging.getLogger("agent.memory")
+
+# The long-term namespaces the workshop's memory strategies write (DESIGN.md "Names").
+FACTS = "coding/user/{actor}/facts"
+PREFERENCES = "coding/user/{actor}/preferences"
+ACTOR_PREFIX = "coding/user/{actor}/"
+MAX_TEXT = 9000  # conversational content beyond this is cut, so one huge answer cannot fail the save
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class MemoryContext:
+    turns: list[tuple[str, str]] = field(default_factory=list)  # (role, text), oldest first
+    facts: list[str] = field(default_factory=list)
+    preferences: list[str] = field(default_factory=list)
+    summaries: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.turns or self.facts or self.preferences or self.summaries)
+
+    def render(self) -> str:
+        """Context for Claude, in a tag the stand-in model quotes (emulator/bedrock/models.py)."""
+        if self.is_empty():
+            return ""
+        lines = ["<memory_context>"]
+        if self.turns:
+            lines.append("Recent conversation in this session (oldest first):")
+            lines += [f"- {role.lower()}: {text}" for role, text in self.turns]
+        if self.preferences:
+            lines.append("The user's preferences:")
+            lines += [f"- {p}" for p in self.preferences]
+        if self.facts:
+            lines.append("Facts about the user's work:")
+            lines += [f"- {f}" for f in self.facts]
+        if self.summaries:
+            lines.append("Summaries of the user's earlier sessions:")
+            lines += [f"- {s}" for s in self.summaries]
+        lines.append("</memory_context>")
+        return "\n".join(lines)
+
+
+class Memory:
+    """The agent's view of one AgentCore memory; `enabled` is False with `status` saying why."""
+
+    def __init__(self, settings, ssm=None, agentcore=None):
+        self.settings = settings
+        self.ssm = ssm
+        self.client = agentcore
+        self.memory_id: str | None = None
+        self.status = "memory not loaded yet"
+        self._loaded = threading.Event()
+
+    @property
+    def enabled(self) -> bool:
+        return self.memory_id is not None
+
+    def load(self) -> None:
+        """Read the memory id from SSM (once at start)."""
+        name = self.settings.memory_id_parameter
+        try:
+            if self.ssm is None or self.client is None:
+                self.status = "memory disabled: no AWS clients"
+                return
+            value = self.ssm.get_parameter(Name=name)["Parameter"]["Value"].strip()
+            if not value:
+                self.status = f"memory disabled: SSM parameter {name} is empty"
+                return
+            self.memory_id = value
+            self.status = f"memory {value} (from SSM parameter {name})"
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "ParameterNotFound":
+                self.status = (f"memory disabled: SSM parameter {name} does not exist "
+                               "(create the memory first; the agent answers without it)")
+            else:
+                self.status = f"memory disabled: could not read SSM parameter {name}: {_describe(exc)}"
+        except (BotoCoreError, OSError) as exc:
+            self.status = f"memory disabled: SSM unreachable reading {name}: {_describe(exc)}"
+        finally:
+            log.info(self.status)
+            self._loaded.set()
+
+    def wait_loaded(self, timeout: float) -> None:
+        self._loaded.wait(timeout)
+
+    # -- before a run ----------------------------------------------------------------------
+    def context(self, actor_id: str, session_id: str, query: str) -> MemoryContext:
+        ctx = MemoryContext()
+        if not self.enabled:
+            return ctx
+        try:
+            ctx.turns = self.recent_turns(actor_id, session_id)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            ctx.warnings.append(f"could not read recent turns from memory: {_describe(exc)}")
+        query = query[:1000]  # retrieval wants a query, not a document
+        for namespace, target in ((PREFERENCES, ctx.preferences), (FACTS, ctx.facts)):
+            try:
+                target.extend(self._retrieve(namespace=namespace.format(actor=actor_id), query=query))
+            except (ClientError, BotoCoreError, OSError) as exc:
+                ctx.warnings.append(f"could not read long-term memory {namespace}: {_describe(exc)}")
+        try:
+            # Summaries live in one namespace per session: read the actor's prefix and keep the
+            # records that are neither facts nor preferences.
+            skip = {FACTS.format(actor=actor_id), PREFERENCES.format(actor=actor_id)}
+            ctx.summaries = self._retrieve(namespace_path=ACTOR_PREFIX.format(actor=actor_id), query=query,
+                                           exclude=skip)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            ctx.warnings.append(f"could not read session summaries from memory: {_describe(exc)}")
+        return ctx
+
+    def recent_turns(self, actor_id: str, session_id: str) -> list[tuple[str, str]]:
+        n = self.settings.memory_max_turns
+        if n <= 0:
+            return []
+        # One event per invocation holds the prompt and the answer; ListEvents is newest first.
+        resp = self.client.list_events(memoryId=self.memory_id, actorId=actor_id, sessionId=session_id,
+                                       includePayloads=True, maxResults=n)
+        turns: list[tuple[str, str]] = []
+        for event in reversed(resp.get("events", [])[:n]):
+            for item in event.get("payload", []):
+                conv = item.get("conversational")
+                if conv:
+                    turns.append((conv["role"], conv["content"]["text"]))
+        return turns
+
+    def _retrieve(self, query: str, namespace: str | None = None, namespace_path: str | None = None,
+                  exclude: set | None = None) -> list[str]:
+        kwargs = {"memoryId": self.memory_id,
+                  "searchCriteria": {"searchQuery": query, "topK": self.settings.memory_top_k},
+                  "maxResults": self.settings.memory_top_k}
+        if namespace:
+            kwargs["namespace"] = namespace
+        else:
+            kwargs["namespacePath"] = namespace_path
+        resp = self.client.retrieve_memory_records(**kwargs)
+        texts = []
+        for record in resp.get("memoryRecordSummaries", []):
+            if exclude and set(record.get("namespaces", [])) & exclude:
+                continue
+            text = record.get("content", {}).get("text")
+            if text:
+                texts.append(text)
+        return texts
+
+    # -- after a run -----------------------------------------------------------------------
+    def save_turn(self, actor_id: str, session_id: str, prompt: str, answer: str) -> str | None:
+        """Save the prompt and the answer as one conversational event; a warning when it failed."""
+        if not self.enabled:
+            return None
+        payload = [
+            {"conversational": {"role": "USER", "content": {"text": prompt[:MAX_TEXT]}}},
+            {"conversational": {"role": "ASSISTANT", "content": {"text": (answer or "(no answer)")[:MAX_TEXT]}}},
+        ]
+        try:
+            self.client.create_event(memoryId=self.memory_id, actorId=actor_id, sessionId=session_id,
+                                     eventTimestamp=dt.datetime.now(dt.timezone.utc), payload=payload)
+            return None
+        except (ClientError, BotoCoreError, OSError) as exc:
+            return f"could not save this turn to memory {self.memory_id}: {_describe(exc)}"

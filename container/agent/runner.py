@@ -1,0 +1,148 @@
+"""Claude Code headless through claude-agent-sdk: one run in a workspace, as a stream of progress events."""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import AsyncIterator
+
+from claude_agent_sdk import (AssistantMessage, ClaudeAgentOptions, ResultMessage, SystemMessage, TextBlock,
+                              ToolResultBlock, ToolUseBlock, UserMessage, query)
+
+from .settings import AgentSettings
+
+log = logging.getLogger("agent.runner")
+_TARGET_KEYS = ("file_path", "notebook_path", "command", "pattern", "path", "url", "query", "description")
+
+
+class ClaudeFailed(RuntimeError):
+    """Claude Code could not run at all (not found, crashed, refused its arguments)."""
+
+
+@dataclass
+class RunOutcome:
+    result: str = ""
+    is_error: bool = False
+    timed_out: bool = False
+    num_turns: int = 0
+    duration_ms: int = 0
+    cost_usd: float | None = None
+    usage: dict | None = None
+    model: str | None = None
+    claude_session_id: str | None = None
+    permission_denials: list = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def tool_target(tool_input: dict) -> str:
+    """What a tool call acts on (a file, a command, a pattern), for progress events."""
+    for key in _TARGET_KEYS:
+        value = tool_input.get(key)
+        if isinstance(value, str) and value:
+            return value if len(value) <= 200 else value[:200] + "..."
+    return ""
+
+
+def build_options(settings: AgentSettings, cwd: Path, permission_mode: str, allowed_tools: tuple[str, ...],
+                  max_turns: int, memory_context: str, stderr_lines: collections.deque) -> ClaudeAgentOptions:
+    system_prompt = {"type": "preset", "preset": "claude_code"}
+    if memory_context:
+        system_prompt["append"] = (
+            "What AgentCore Memory remembers about this user and session follows; use it when it is "
+            "relevant.\n" + memory_context)
+    return ClaudeAgentOptions(
+        cwd=str(cwd),
+        model=settings.model,
+        permission_mode=permission_mode,
+        allowed_tools=list(allowed_tools),
+        max_turns=max_turns,
+        system_prompt=system_prompt,
+        env=settings.claude_env(),
+        max_thinking_tokens=settings.max_thinking_tokens or None,
+        cli_path=settings.cli_path,
+        # No user or project settings files: the run is defined by this request alone.
+        setting_sources=[],
+        stderr=stderr_lines.append,
+    )
+
+
+async def run_claude(settings: AgentSettings, cwd: Path, prompt: str, permission_mode: str,
+                     allowed_tools: tuple[str, ...], max_turns: int, memory_context: str,
+                     outcome: RunOutcome) -> AsyncIterator[dict]:
+    """Yield progress events while Claude Code runs; fill `outcome` as it finishes or times out."""
+    stderr_lines: collections.deque = collections.deque(maxlen=40)
+    options = build_options(settings, cwd, permission_mode, allowed_tools, max_turns, memory_context, stderr_lines)
+    events: asyncio.Queue = asyncio.Queue()
+    done = object()
+    started = time.monotonic()
+    tool_names: dict[str, str] = {}
+
+    async def consume() -> None:
+        try:
+            # The timeout cancels the SDK inside this same task, so its own clean-up ends the CLI.
+            async with asyncio.timeout(settings.run_timeout):
+                async for message in query(prompt=prompt, options=options):
+                    for event in _events_of(message, outcome, tool_names):
+                        await events.put(event)
+        except TimeoutError:
+            outcome.timed_out = True
+            outcome.is_error = True
+            outcome.warnings.append(f"Claude Code was stopped after the run timeout of {settings.run_timeout:g} s "
+                                    "(AGENT_RUN_TIMEOUT_SECONDS); files written so far are kept and uploaded")
+        except Exception as exc:  # the SDK raises several types; all mean the CLI did not finish
+            tail = " | ".join(list(stderr_lines)[-5:])
+            await events.put(ClaudeFailed(f"{type(exc).__name__}: {exc}" + (f" (stderr: {tail})" if tail else "")))
+        finally:
+            await events.put(done)
+
+    task = asyncio.create_task(consume())
+    try:
+        while True:
+            item = await events.get()
+            if item is done:
+                break
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        outcome.duration_ms = outcome.duration_ms or int((time.monotonic() - started) * 1000)
+
+
+def _events_of(message, outcome: RunOutcome, tool_names: dict[str, str]) -> list[dict]:
+    out: list[dict] = []
+    if isinstance(message, SystemMessage):
+        if message.subtype == "init":
+            outcome.claude_session_id = message.data.get("session_id")
+            out.append({"type": "status", "message": "Claude Code started", "model": message.data.get("model")})
+    elif isinstance(message, AssistantMessage):
+        outcome.model = message.model or outcome.model
+        for block in message.content:
+            if isinstance(block, TextBlock) and block.text.strip():
+                out.append({"type": "text", "text": block.text})
+            elif isinstance(block, ToolUseBlock):
+                tool_names[block.id] = block.name
+                out.append({"type": "tool_use", "tool": block.name, "target": tool_target(block.input or {}),
+                            "id": block.id})
+    elif isinstance(message, UserMessage) and isinstance(message.content, list):
+        for block in message.content:
+            if isinstance(block, ToolResultBlock):
+                out.append({"type": "tool_result", "tool": tool_names.get(block.tool_use_id, ""),
+                            "id": block.tool_use_id, "is_error": bool(block.is_error)})
+    elif isinstance(message, ResultMessage):
+        outcome.result = message.result or ""
+        outcome.is_error = bool(message.is_error)
+        outcome.num_turns = message.num_turns
+        outcome.duration_ms = message.duration_ms
+        outcome.cost_usd = message.total_cost_usd
+        outcome.usage = message.usage
+        outcome.permission_denials = list(message.permission_denials or [])
+        for denial in outcome.permission_denials:
+            outcome.warnings.append(f"permission denied for {denial.get('tool_name', 'a tool')}: "
+                                    "add it to allowed_tools or change permission_mode")
+    return out

@@ -1,0 +1,107 @@
+"""The agent's settings, all from environment variables, read in one place."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Claude Code's own tool names (not another agent's): what `allowed_tools` may name.
+KNOWN_TOOLS = frozenset({
+    "Bash", "BashOutput", "KillShell", "Read", "Write", "Edit", "MultiEdit", "NotebookEdit", "Glob",
+    "Grep", "LS", "WebFetch", "WebSearch", "TodoWrite", "Task", "ExitPlanMode",
+})
+# Safe defaults: file work and a shell inside the agent's own microVM; no web access.
+DEFAULT_ALLOWED_TOOLS = ("Read", "Write", "Edit", "Glob", "Grep", "Bash", "TodoWrite")
+# bypassPermissions is refused by Claude Code when running as root, so acceptEdits (writes in the
+# workspace, listed tools only) is the default that works both as root and as the image's user.
+PERMISSION_MODES = ("acceptEdits", "default", "plan", "bypassPermissions")
+DEFAULT_PERMISSION_MODE = "acceptEdits"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the agent cannot use."""
+
+
+def _int(env: dict, name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} is below the minimum {minimum}")
+    return value
+
+
+def _float(env: dict, name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    output_bucket: str | None
+    memory_id_parameter: str = "/claude-code-agent/memory-id"
+    memory_max_turns: int = 3
+    memory_top_k: int = 5
+    region: str = "us-east-1"
+    model: str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    max_output_tokens: int = 4096
+    max_thinking_tokens: int = 1024
+    run_timeout: float = 600.0
+    max_turns: int = 30
+    workspace_root: Path = field(default_factory=lambda: Path("/tmp/agent-workspaces"))
+    max_prompt_chars: int = 100_000
+    # Timeouts for AWS calls: memory and S3 trouble must cost seconds, not the whole invocation.
+    aws_connect_timeout: float = 3.0
+    aws_read_timeout: float = 20.0
+    aws_max_attempts: int = 2
+    cli_path: str | None = None
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "AgentSettings":
+        env = dict(os.environ if env is None else env)
+        return cls(
+            output_bucket=env.get("OUTPUT_BUCKET_NAME") or None,
+            memory_id_parameter=env.get("MEMORY_ID_PARAMETER") or "/claude-code-agent/memory-id",
+            memory_max_turns=_int(env, "MEMORY_MAX_TURNS", 3),
+            memory_top_k=_int(env, "MEMORY_TOP_K", 5, 1),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            model=env.get("ANTHROPIC_MODEL") or cls.model,
+            max_output_tokens=_int(env, "CLAUDE_CODE_MAX_OUTPUT_TOKENS", 4096, 1),
+            max_thinking_tokens=_int(env, "MAX_THINKING_TOKENS", 1024),
+            run_timeout=_float(env, "AGENT_RUN_TIMEOUT_SECONDS", 600.0),
+            max_turns=_int(env, "AGENT_MAX_TURNS", 30, 1),
+            workspace_root=Path(env.get("WORKSPACE_ROOT") or "/tmp/agent-workspaces"),
+            max_prompt_chars=_int(env, "MAX_PROMPT_CHARS", 100_000, 1),
+            aws_connect_timeout=_float(env, "AGENT_AWS_CONNECT_TIMEOUT", 3.0),
+            aws_read_timeout=_float(env, "AGENT_AWS_READ_TIMEOUT", 20.0),
+            aws_max_attempts=_int(env, "AGENT_AWS_MAX_ATTEMPTS", 2, 1),
+            cli_path=env.get("CLAUDE_CLI_PATH") or None,
+        )
+
+    def claude_env(self) -> dict[str, str]:
+        """What Claude Code needs beyond the inherited environment (Bedrock mode and limits)."""
+        return {
+            "CLAUDE_CODE_USE_BEDROCK": "1",
+            "AWS_REGION": self.region,
+            "ANTHROPIC_MODEL": self.model,
+            "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(self.max_output_tokens),
+            "MAX_THINKING_TOKENS": str(self.max_thinking_tokens),
+            # No telemetry, update checks or other calls home: the agent may have no internet.
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1",
+        }
+
+    def boto_config(self):
+        from botocore.config import Config
+
+        return Config(connect_timeout=self.aws_connect_timeout, read_timeout=self.aws_read_timeout,
+                      retries={"max_attempts": self.aws_max_attempts, "mode": "standard"})
