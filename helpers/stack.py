@@ -1,0 +1,570 @@
+"""The workshop's CloudFormation stack: deploy or update it idempotently, read its outputs, delete it."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import aws
+from .config import PROJECT_ROOT, Settings
+from .errors import StackError, aws_error_code
+from .waiters import wait_for
+
+TEMPLATE_PATH = PROJECT_ROOT / "cloudformation" / "workshop.yaml"
+
+_CREATE_OK = {"CREATE_COMPLETE"}
+_UPDATE_OK = {"UPDATE_COMPLETE"}
+# Terminal states that mean the last operation did not do what was asked.
+_FAILED = {"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
+           "UPDATE_ROLLBACK_FAILED", "UPDATE_FAILED", "DELETE_FAILED", "IMPORT_ROLLBACK_COMPLETE",
+           "IMPORT_ROLLBACK_FAILED"}
+# States from which an update cannot start: the stack must be deleted first.
+_NEEDS_REPLACING = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED"}
+# CloudFormation's only signal that an update changes nothing is this ValidationError message.
+_NO_UPDATES = "No updates are to be performed"
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What `deploy_stack` did: `action` is "created", "updated", "replaced" or "no changes"."""
+
+    stack_name: str
+    action: str
+    status: str
+    seconds: float
+    outputs: dict = field(default_factory=dict)
+    applied_locally: tuple = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.action != "no changes"
+
+    def __repr__(self) -> str:
+        line = f"Stack {self.stack_name}: {self.action} ({self.status}, {self.seconds:.1f}s, {len(self.outputs)} outputs)"
+        if self.applied_locally and self.changed:
+            line += f"; on the emulator, applied through the API: {', '.join(self.applied_locally)}"
+        return line
+
+    __str__ = __repr__
+
+
+def template_parameters(settings: Settings) -> dict[str, str]:
+    """The template's parameters, from the settings (every one is passed, so a re-deploy compares equal)."""
+    return {
+        "MemoryName": settings.memory_name,
+        "MemoryIdParameterName": settings.memory_id_parameter,
+        "RuntimeName": settings.runtime_name,
+        # ECR names are lower case; one repository per stack, so two stacks never share one.
+        "RepositoryName": f"{settings.stack_name.lower()}-agent",
+    }
+
+
+_CLIENTS: dict = {}
+
+
+def _client(service: str, settings: Settings):
+    """One client per service and settings: creating a boto3 client costs ~0.2 s, and a deploy uses six."""
+    key = (service, settings)
+    if key not in _CLIENTS:
+        _CLIENTS[key] = aws.client(service, settings)
+    return _CLIENTS[key]
+
+
+def _cloudformation(settings: Settings):
+    # Clients are reused, so check here (one health request) that the emulator still answers.
+    if settings.is_local:
+        aws.ensure_emulator(settings)
+    return _client("cloudformation", settings)
+
+
+# -- the template ------------------------------------------------------------------------------
+def load_template(path: Path = TEMPLATE_PATH) -> tuple[str, dict]:
+    """The template's text and its parsed form (short-form tags such as !Ref become Ref / Fn::* keys).
+
+    A malformed template is a one-line StackError naming the file, line and problem.
+    """
+    import yaml
+
+    try:
+        body = Path(path).read_text()
+    except OSError as exc:
+        raise StackError(f"Cannot read the template {path}: {exc.strerror}.",
+                         hint="Run from the workshop repository, or pass the template's path.") from exc
+    try:
+        doc = yaml.load(body, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise StackError(f"The template {_show(path)} is not valid YAML{where}: {problem}.",
+                         hint="Fix the file and deploy again.") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("Resources"), dict) or not doc["Resources"]:
+        raise StackError(f"The template {_show(path)} has no Resources section.",
+                         hint="A CloudFormation template needs a Resources mapping; fix the file and deploy again.")
+    return body, doc
+
+
+def validate_template(settings: Settings, path: Path = TEMPLATE_PATH) -> dict:
+    """Parse the template here, then have CloudFormation validate it; errors are one line."""
+    body, doc = load_template(path)
+    try:
+        _cloudformation(settings).validate_template(TemplateBody=body)
+    except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        raise StackError(f"CloudFormation rejected the template {_show(path)}: {message}",
+                         hint="Fix the template (cfn-lint shows details) and deploy again.") from exc
+    return doc
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+class _CfnLoader(__import__("yaml").SafeLoader):
+    """YAML loader that understands CloudFormation's short-form intrinsic functions."""
+
+
+def _cfn_tag(loader, tag_suffix, node):
+    import yaml
+
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+# -- deploy ------------------------------------------------------------------------------------
+def describe_stack(settings: Settings) -> dict | None:
+    """The stack's description, or None when it does not exist."""
+    cf = _cloudformation(settings)
+    try:
+        stacks = cf.describe_stacks(StackName=settings.stack_name)["Stacks"]
+    except ClientError as exc:
+        # describe_stacks answers a missing stack with ValidationError and nothing else.
+        if aws_error_code(exc) == "ValidationError":
+            return None
+        raise StackError(f"Cannot describe stack {settings.stack_name}: {exc}",
+                         hint="Check your credentials and region.") from exc
+    return stacks[0] if stacks else None
+
+
+def deploy_stack(settings: Settings, *, replace_failed: bool = False, timeout: float = 1800.0,
+                 progress: bool = True, template: Path = TEMPLATE_PATH) -> DeployResult:
+    """Create the stack, or update it; an update that changes nothing is success ("no changes").
+
+    A stack left in ROLLBACK_COMPLETE by a failed first creation cannot be updated: with
+    `replace_failed=True` it is deleted and created again, otherwise a StackError says so.
+    """
+    start = time.monotonic()
+    name = settings.stack_name
+    body, doc = load_template(template)
+    validate_template(settings, template)
+    cf = _cloudformation(settings)
+    params = [{"ParameterKey": k, "ParameterValue": v} for k, v in template_parameters(settings).items()]
+    args = dict(StackName=name, TemplateBody=body, Parameters=params, Capabilities=["CAPABILITY_IAM"],
+                Tags=[{"Key": "workshop", "Value": name}])
+
+    current = describe_stack(settings)
+    if current and current["StackStatus"].endswith("_IN_PROGRESS"):
+        current = _wait_settled(settings, current, timeout, progress)
+    if current and current["StackStatus"] == "DELETE_COMPLETE":
+        current = None
+    action = None
+    if current and current["StackStatus"] in _NEEDS_REPLACING:
+        status = current["StackStatus"]
+        if not replace_failed:
+            reason = _failure_reason(cf, name) or current.get("StackStatusReason") or "no reason recorded"
+            raise StackError(
+                f"Stack {name} is in {status} ({reason}) and CloudFormation cannot update it.",
+                hint="Delete it and deploy again: stack.deploy_stack(settings, replace_failed=True) does both.")
+        delete_stack(settings, timeout=timeout, progress=progress)
+        current, action = None, "replaced"
+
+    if current is None:
+        try:
+            cf.create_stack(**args)
+        except ClientError as exc:
+            raise _create_failed(settings, cf, exc) from exc
+        final = _wait(settings, "created", _CREATE_OK, timeout, progress)
+        action = action or "created"
+    else:
+        try:
+            cf.update_stack(**args)
+        except ClientError as exc:
+            if aws_error_code(exc) == "ValidationError" and _NO_UPDATES in str(exc):
+                final, action = current, "no changes"
+            else:
+                raise StackError(f"Updating stack {name} failed to start: {exc.response['Error'].get('Message')}",
+                                 hint="Fix what it names and deploy again.") from exc
+        else:
+            final = _wait(settings, "updated", _UPDATE_OK, timeout, progress)
+            action = "updated"
+
+    applied = complete_locally(settings, doc) if settings.is_local else ()
+    return DeployResult(stack_name=name, action=action, status=final["StackStatus"],
+                        seconds=time.monotonic() - start, outputs=_outputs(final),
+                        applied_locally=tuple(applied))
+
+
+def _create_failed(settings: Settings, cf, exc: ClientError) -> StackError:
+    name = settings.stack_name
+    message = exc.response.get("Error", {}).get("Message", str(exc))
+    if settings.is_local and aws_error_code(exc) not in ("ValidationError", "AlreadyExistsException",
+                                                         "InsufficientCapabilitiesException"):
+        # The emulator (moto) creates resources inside the CreateStack call: a resource that fails
+        # fails the call and leaves a half-made stack that cannot even be described. Remove it so
+        # the next deploy starts clean.
+        try:
+            cf.delete_stack(StackName=name)
+        except (ClientError, BotoCoreError) as cleanup:
+            return StackError(f"Creating stack {name} failed on the emulator: {message}; removing the "
+                              f"half-made stack failed too: {cleanup}",
+                              hint="Restart the emulator (`make clean-state`) and deploy again.")
+        return StackError(f"Creating stack {name} failed on the emulator: {message}",
+                          hint="Fix the template; the half-made stack was removed, so deploy again.")
+    return StackError(f"Creating stack {name} failed to start: {message}", hint="Fix what it names and deploy again.")
+
+
+def _wait_settled(settings: Settings, current: dict, timeout: float, progress: bool) -> dict:
+    """Wait for an operation someone else started (another kernel, the console) to end."""
+    return wait_for(
+        f"stack {settings.stack_name} to finish {current['StackStatus'].lower().replace('_', ' ')}",
+        lambda: describe_stack(settings) or {"StackStatus": "DELETE_COMPLETE"},
+        done=lambda s: not s["StackStatus"].endswith("_IN_PROGRESS"),
+        describe=lambda s: s["StackStatus"], timeout=timeout, progress=progress,
+    )
+
+
+def _wait(settings: Settings, verb: str, ok: set[str], timeout: float, progress: bool) -> dict:
+    cf = _cloudformation(settings)
+    name = settings.stack_name
+
+    def failed(state: dict) -> StackError | None:
+        status = state["StackStatus"]
+        if status in ok or status.endswith("_IN_PROGRESS"):
+            return None
+        reason = _failure_reason(cf, name) or state.get("StackStatusReason") or "no reason recorded"
+        hint = ("It cannot be updated now: deploy again with replace_failed=True to delete and recreate it."
+                if status in _NEEDS_REPLACING else "Fix what it names and deploy again.")
+        return StackError(f"Stack {name} was not {verb}: {status}; {reason}", hint=hint)
+
+    return wait_for(f"stack {name} to be {verb}", lambda: describe_stack(settings) or {"StackStatus": "MISSING"},
+                    done=lambda s: s["StackStatus"] in ok, failed=failed,
+                    describe=lambda s: s["StackStatus"], timeout=timeout, progress=progress)
+
+
+def _failure_reason(cf, name: str) -> str | None:
+    """'<LogicalId> (<Type>): <reason>' of the first resource that failed in the stack's last operation."""
+    try:
+        pages = cf.get_paginator("describe_stack_events").paginate(StackName=name)
+        events = [e for page in pages for e in page["StackEvents"]]
+    except (ClientError, BotoCoreError):
+        return None
+    # Events come newest first; the last operation starts at the newest stack-level IN_PROGRESS event.
+    operation = []
+    for event in events:
+        operation.append(event)
+        if event.get("ResourceType") == "AWS::CloudFormation::Stack" and \
+                event.get("ResourceStatus", "").endswith("_IN_PROGRESS") and \
+                event.get("ResourceStatus") not in ("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+                                                    "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
+                                                    "UPDATE_ROLLBACK_IN_PROGRESS", "ROLLBACK_IN_PROGRESS"):
+            break
+    failures = [e for e in reversed(operation)
+                if e.get("ResourceStatus", "").endswith("_FAILED")
+                and e.get("ResourceType") != "AWS::CloudFormation::Stack"
+                and "cancelled" not in (e.get("ResourceStatusReason") or "").lower()]
+    if not failures:
+        return None
+    first = failures[0]
+    return (f"{first.get('LogicalResourceId')} ({first.get('ResourceType')}): "
+            f"{first.get('ResourceStatusReason') or first.get('ResourceStatus')}")
+
+
+# -- outputs -----------------------------------------------------------------------------------
+def _outputs(description: dict) -> dict[str, str]:
+    return {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", []) or []}
+
+
+def stack_outputs(settings: Settings) -> dict[str, str]:
+    """The stack's outputs by key; a StackError if the stack is missing or not usable."""
+    description = describe_stack(settings)
+    if description is None:
+        raise StackError(f"Stack {settings.stack_name} does not exist in {settings.region}.",
+                         hint="Deploy it first (notebook 01_deploy_stack, or stack.deploy_stack(settings)).")
+    status = description["StackStatus"]
+    if status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"):
+        raise StackError(f"Stack {settings.stack_name} is in {status}; its outputs are not usable.",
+                         hint="Deploy it again (notebook 01_deploy_stack).")
+    return _outputs(description)
+
+
+def outputs_df(settings: Settings):
+    """The stack's outputs as a table: output, value, description."""
+    import pandas as pd
+
+    description = describe_stack(settings)
+    stack_outputs(settings)  # the same checks and errors
+    rows = [(o["OutputKey"], o["OutputValue"], o.get("Description", ""))
+            for o in description.get("Outputs", []) or []]
+    return pd.DataFrame(rows, columns=["output", "value", "description"])
+
+
+# -- delete ------------------------------------------------------------------------------------
+def delete_stack(settings: Settings, *, timeout: float = 1800.0, progress: bool = True) -> str:
+    """Delete the stack and wait until it is gone: "deleted", or "already gone" (also success).
+
+    A non-empty versioned bucket makes the deletion fail (DELETE_FAILED naming the bucket):
+    emptying it is the clean-up notebook's job.
+    """
+    name = settings.stack_name
+    current = describe_stack(settings)
+    if current is None or current["StackStatus"] == "DELETE_COMPLETE":
+        return "already gone"
+    cf = _cloudformation(settings)
+    stack_id = current["StackId"]
+    project = None
+    if settings.is_local:
+        project = _local_codebuild_project(settings)
+    cf.delete_stack(StackName=name)
+
+    def probe() -> dict:
+        # By id, because a deleted stack's name no longer resolves while its id still does.
+        try:
+            return cf.describe_stacks(StackName=stack_id)["Stacks"][0]
+        except ClientError as exc:
+            if aws_error_code(exc) == "ValidationError":
+                return {"StackStatus": "DELETE_COMPLETE"}
+            raise
+
+    def failed(state: dict) -> StackError | None:
+        if state["StackStatus"] != "DELETE_FAILED":
+            return None
+        reason = _failure_reason(cf, stack_id) or state.get("StackStatusReason") or "no reason recorded"
+        return StackError(f"Stack {name} could not be deleted: {reason}",
+                          hint="Remove what blocks it (e.g. empty the bucket), then delete again.")
+
+    wait_for(f"stack {name} to be deleted", probe, done=lambda s: s["StackStatus"] == "DELETE_COMPLETE",
+             failed=failed, describe=lambda s: s["StackStatus"], timeout=timeout, progress=progress)
+    if project:
+        _delete_local_codebuild_project(settings, project)
+    return "deleted"
+
+
+# -- what the emulator's CloudFormation lacks, applied through the API (TARGET=local only) --------
+# moto's CloudFormation skips AWS::S3::BucketPolicy and AWS::CodeBuild::Project and ignores some
+# S3 bucket properties. Locally, deploy_stack applies exactly those with the ordinary APIs, so the
+# emulator ends up with what AWS would have; on AWS none of this runs.
+def complete_locally(settings: Settings, doc: dict) -> list[str]:
+    cf = _cloudformation(settings)
+    listed = {r.get("LogicalResourceId"): r for page in
+              cf.get_paginator("list_stack_resources").paginate(StackName=settings.stack_name)
+              for r in page["StackResourceSummaries"] if r.get("LogicalResourceId")}
+    resolver = _Resolver(settings, doc, {k: r.get("PhysicalResourceId") for k, r in listed.items()})
+    applied = []
+    for logical_id, resource in doc["Resources"].items():
+        rtype = resource.get("Type")
+        props = resource.get("Properties", {})
+        if logical_id in listed:
+            extra = _LOCAL_EXTRAS.get(rtype)
+            if extra and extra(settings, resolver.physical_id(logical_id), resolver.resolve(props)):
+                applied.append(f"{logical_id} settings")
+            continue
+        complete = _LOCAL_COMPLETIONS.get(rtype)
+        if complete is None:
+            raise StackError(
+                f"The emulator's CloudFormation skipped {logical_id} ({rtype}) and helpers.stack has no local "
+                f"stand-in for it.",
+                hint="Add one to helpers.stack._LOCAL_COMPLETIONS, or use a resource type moto supports.")
+        resolver.physical[logical_id] = complete(settings, resolver.resolve(props))
+        applied.append(logical_id)
+    return applied
+
+
+def _bucket_extras(settings: Settings, bucket: str, props: dict) -> bool:
+    s3 = _client("s3", settings)
+    done = False
+    if "VersioningConfiguration" in props:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={
+            "Status": props["VersioningConfiguration"]["Status"]})
+        done = True
+    if "PublicAccessBlockConfiguration" in props:
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=_to_api(
+            props["PublicAccessBlockConfiguration"],
+            s3.meta.service_model.operation_model("PutPublicAccessBlock").input_shape
+            .members["PublicAccessBlockConfiguration"]))
+        done = True
+    if "OwnershipControls" in props:
+        s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=props["OwnershipControls"])
+        done = True
+    return done
+
+
+def _bucket_policy(settings: Settings, props: dict) -> str:
+    _client("s3", settings).put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
+    return props["Bucket"]
+
+
+def _codebuild_project(settings: Settings, props: dict) -> str:
+    codebuild = _client("codebuild", settings)
+    request = _to_api(props, codebuild.meta.service_model.operation_model("CreateProject").input_shape)
+    # moto has no UpdateProject: replace the project so a changed template still takes effect.
+    if codebuild.batch_get_projects(names=[request["name"]])["projects"]:
+        codebuild.delete_project(name=request["name"])
+    codebuild.create_project(**request)
+    return request["name"]
+
+
+def _local_codebuild_project(settings: Settings) -> str | None:
+    try:
+        _, doc = load_template()
+    except StackError:
+        return None
+    for logical_id, resource in doc["Resources"].items():
+        if resource.get("Type") == "AWS::CodeBuild::Project":
+            name = _Resolver(settings, doc, {}).resolve(resource.get("Properties", {}).get("Name"))
+            return name if isinstance(name, str) else None
+    return None
+
+
+def _delete_local_codebuild_project(settings: Settings, name: str) -> None:
+    codebuild = _client("codebuild", settings)
+    if codebuild.batch_get_projects(names=[name])["projects"]:
+        codebuild.delete_project(name=name)
+
+
+_LOCAL_COMPLETIONS: dict[str, Callable[[Settings, dict], str]] = {
+    "AWS::S3::BucketPolicy": _bucket_policy,
+    "AWS::CodeBuild::Project": _codebuild_project,
+}
+_LOCAL_EXTRAS: dict[str, Callable[[Settings, str, dict], bool]] = {
+    "AWS::S3::Bucket": _bucket_extras,
+}
+
+
+def _to_api(value: Any, shape) -> Any:
+    """A CloudFormation property value in an API request's shape (CFN `BuildSpec` -> API `buildspec`).
+
+    Member names are matched case-insensitively against botocore's model, never listed by hand.
+    """
+    if shape is None:
+        return value
+    if shape.type_name == "structure" and isinstance(value, dict):
+        by_lower = {name.lower(): name for name in shape.members}
+        out = {}
+        for key, item in value.items():
+            member = by_lower.get(key.lower())
+            if member is None:
+                raise StackError(f"The template property {key} has no counterpart in the {shape.name} API shape.",
+                                 hint="Add a mapping in helpers.stack._to_api for the local deploy.")
+            out[member] = _to_api(item, shape.members[member])
+        return out
+    if shape.type_name == "list" and isinstance(value, list):
+        return [_to_api(item, shape.member) for item in value]
+    if shape.type_name == "integer" and isinstance(value, str):
+        return int(value)
+    if shape.type_name == "boolean" and isinstance(value, str):
+        return value.lower() == "true"
+    return value
+
+
+class _Resolver:
+    """Resolves Ref, Fn::GetAtt, Fn::Sub and Fn::Join against the deployed stack, for local completions."""
+
+    def __init__(self, settings: Settings, doc: dict, physical: dict[str, str]):
+        self.settings = settings
+        self.doc = doc
+        self.physical = dict(physical)
+        self.params = {k: v.get("Default") for k, v in (doc.get("Parameters") or {}).items()}
+        self.params.update(template_parameters(settings))
+        self._account = None
+
+    @property
+    def account(self) -> str:
+        if self._account is None:
+            self._account = _client("sts", self.settings).get_caller_identity()["Account"]
+        return self._account
+
+    def physical_id(self, logical_id: str) -> str:
+        return self.physical[logical_id]
+
+    def ref(self, name: str) -> str:
+        pseudo = {"AWS::StackName": lambda: self.settings.stack_name, "AWS::Region": lambda: self.settings.region,
+                  "AWS::AccountId": lambda: self.account, "AWS::Partition": lambda: "aws",
+                  "AWS::URLSuffix": lambda: "amazonaws.com"}
+        if name in pseudo:
+            return pseudo[name]()
+        if name in self.params:
+            return self.params[name]
+        if name in self.physical:
+            return self.physical[name]
+        raise StackError(f"The local deploy cannot resolve Ref {name}.", hint="Check the template's names.")
+
+    def get_att(self, logical_id: str, attribute: str) -> str:
+        rtype = self.doc["Resources"].get(logical_id, {}).get("Type")
+        pid = self.ref(logical_id)
+        if rtype == "AWS::S3::Bucket" and attribute == "Arn":
+            return f"arn:aws:s3:::{pid}"
+        if rtype == "AWS::IAM::Role" and attribute == "Arn":
+            return _client("iam", self.settings).get_role(RoleName=pid)["Role"]["Arn"]
+        if rtype == "AWS::ECR::Repository" and attribute in ("Arn", "RepositoryUri"):
+            repo = _client("ecr", self.settings).describe_repositories(repositoryNames=[pid])["repositories"][0]
+            return repo["repositoryArn"] if attribute == "Arn" else repo["repositoryUri"]
+        if rtype == "AWS::Logs::LogGroup" and attribute == "Arn":
+            return f"arn:aws:logs:{self.settings.region}:{self.account}:log-group:{pid}:*"
+        raise StackError(f"The local deploy cannot resolve Fn::GetAtt {logical_id}.{attribute}.",
+                         hint="Add it to helpers.stack._Resolver.get_att.")
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Fn::GetAtt":
+                logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.get_att(logical_id, attribute)
+            if key == "Fn::Sub":
+                return self._sub(arg)
+            if key == "Fn::Join":
+                delimiter, items = arg
+                return delimiter.join(str(self.resolve(i)) for i in items)
+            if key.startswith("Fn::"):
+                raise StackError(f"The local deploy cannot resolve {key}.", hint="Add it to helpers.stack._Resolver.")
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    def _sub(self, arg: Any) -> str:
+        import re
+
+        template, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+
+        def one(match: re.Match) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(self.resolve(variables[name]))
+            if "." in name and not name.startswith("AWS::"):
+                return self.get_att(*name.split(".", 1))
+            return str(self.ref(name))
+
+        return re.sub(r"\$\{([^}]+)\}", one, template)
