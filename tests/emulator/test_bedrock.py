@@ -1,0 +1,178 @@
+"""The emulator's Bedrock: event-stream framing, the stand-in model's moves, and the calls Claude Code makes."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+from botocore.eventstream import EventStreamBuffer
+from botocore.exceptions import ClientError
+
+from emulator.bedrock import eventstream
+from emulator.bedrock.models import MODEL_ID, StandInModel
+
+CLAUDE_CLI = Path(__import__("claude_agent_sdk").__file__).parent / "_bundled" / "claude"
+TOOLS = [{"name": n, "description": n, "input_schema": {"type": "object"}} for n in ("Write", "Read", "Bash", "Glob")]
+SYSTEM = [{"type": "text", "text": "# Environment\n - Primary working directory: /work/ws\n"}]
+
+
+def body(content, **extra) -> str:
+    messages = content if isinstance(content, list) else [{"role": "user", "content": content}]
+    return json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 512, "system": SYSTEM,
+                       "messages": messages, "tools": TOOLS, **extra})
+
+
+def stream_events(emulator, content, **extra) -> list[dict]:
+    client = emulator.client("bedrock-runtime")
+    resp = client.invoke_model_with_response_stream(modelId=MODEL_ID, body=body(content, **extra))
+    return [json.loads(e["chunk"]["bytes"]) for e in resp["body"]]
+
+
+def assembled(events: list[dict]) -> list[dict]:
+    """Content blocks rebuilt from stream events, as Anthropic's SDK does."""
+    blocks: dict[int, dict] = {}
+    partial: dict[int, str] = {}
+    for e in events:
+        if e["type"] == "content_block_start":
+            blocks[e["index"]] = dict(e["content_block"])
+        elif e["type"] == "content_block_delta":
+            d = e["delta"]
+            if d["type"] == "text_delta":
+                blocks[e["index"]]["text"] += d["text"]
+            else:
+                partial[e["index"]] = partial.get(e["index"], "") + d["partial_json"]
+    for i, text in partial.items():
+        blocks[i]["input"] = json.loads(text)
+    return [blocks[i] for i in sorted(blocks)]
+
+
+def test_event_stream_frames_decode_with_botocore_and_checksums_hold():
+    frame = eventstream.chunk_event({"type": "message_stop"})
+    buffer = EventStreamBuffer()
+    buffer.add_data(frame)
+    (message,) = list(buffer)
+    assert message.headers[":event-type"] == "chunk"
+    inner = json.loads(message.payload)["bytes"]
+    assert json.loads(__import__("base64").b64decode(inner)) == {"type": "message_stop"}
+    corrupted = bytearray(frame)
+    corrupted[-6] ^= 0xFF
+    bad = EventStreamBuffer()
+    bad.add_data(bytes(corrupted))
+    with pytest.raises(Exception, match="(?i)crc|checksum"):
+        list(bad)
+
+
+def test_asked_to_create_a_file_the_stand_in_calls_write_with_a_working_file(emulator, tmp_path):
+    events = stream_events(emulator, "create hello.py that prints hello")
+    assert [e["type"] for e in events][0] == "message_start"
+    assert events[0]["message"]["model"] == MODEL_ID
+    assert events[-2]["delta"]["stop_reason"] == "tool_use"
+    tool = [b for b in assembled(events) if b["type"] == "tool_use"][0]
+    assert tool["name"] == "Write"
+    assert tool["input"]["file_path"] == "/work/ws/hello.py"
+    script = tmp_path / "hello.py"
+    script.write_text(tool["input"]["content"])
+    assert subprocess.run(["python3", str(script)], capture_output=True, text=True).stdout == "hello\n"
+
+
+def test_asked_what_is_in_the_workspace_the_stand_in_lists_it_with_bash(emulator):
+    tool = [b for b in assembled(stream_events(emulator, "What is in the workspace?")) if b["type"] == "tool_use"][0]
+    assert tool["name"] == "Bash" and tool["input"]["command"].startswith("ls")
+
+
+def test_asked_to_read_a_named_file_the_stand_in_calls_read(emulator):
+    tool = [b for b in assembled(stream_events(emulator, "read notes.md please")) if b["type"] == "tool_use"][0]
+    assert tool == {**tool, "name": "Read", "input": {"file_path": "/work/ws/notes.md"}}
+
+
+def test_without_the_tool_offered_the_stand_in_only_talks(emulator):
+    resp = emulator.client("bedrock-runtime").invoke_model(
+        modelId=MODEL_ID, body=json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
+                                           "messages": [{"role": "user", "content": "create a.py"}]}))
+    message = json.loads(resp["body"].read())
+    assert [b["type"] for b in message["content"]] == ["text"] and message["stop_reason"] == "end_turn"
+
+
+def test_after_tool_results_the_stand_in_closes_with_a_short_text_quoting_them(emulator):
+    messages = [
+        {"role": "user", "content": "what files are in the workspace"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash",
+                                           "input": {"command": "ls -la"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "hello.py\n"}]},
+    ]
+    blocks = assembled(stream_events(emulator, messages))
+    assert [b["type"] for b in blocks] == ["text"]
+    assert "hello.py" in blocks[0]["text"]
+
+
+def test_plain_questions_get_a_reply_quoting_the_memory_context(emulator):
+    system = SYSTEM + [{"type": "text", "text": "<memory_context>\n- user: my cat is Tom\n</memory_context>"}]
+    blocks = assembled(stream_events(emulator, "what is my cat called?", system=system))
+    assert "my cat is Tom" in blocks[0]["text"] and MODEL_ID in blocks[0]["text"]
+    blocks = assembled(stream_events(emulator, "what is my cat called?"))
+    assert "no memory context" in blocks[0]["text"]
+
+
+def test_the_stand_in_is_deterministic():
+    request = json.loads(body("create app.js that prints hi"))
+    assert StandInModel().reply(request) == StandInModel().reply(request)
+
+
+def test_invoke_model_answers_the_whole_message(emulator):
+    resp = emulator.client("bedrock-runtime").invoke_model(modelId=MODEL_ID, body=body("hello there"))
+    message = json.loads(resp["body"].read())
+    assert message["type"] == "message" and message["model"] == MODEL_ID
+    assert message["usage"]["input_tokens"] > 0
+
+
+@pytest.mark.parametrize("payload,field", [
+    (b"not json", "body"),
+    (json.dumps({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}).encode(), "anthropic_version"),
+    (json.dumps({"anthropic_version": "bedrock-2023-05-31", "messages": []}).encode(), "messages"),
+])
+def test_bad_request_bodies_are_validation_errors_naming_the_field(emulator, payload, field):
+    with pytest.raises(ClientError) as err:
+        emulator.client("bedrock-runtime").invoke_model(modelId=MODEL_ID, body=payload)
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    assert err.value.response["Error"]["Message"].startswith(field)
+
+
+def test_inference_profiles_name_the_stand_in(emulator):
+    bedrock = emulator.client("bedrock")
+    (profile,) = bedrock.list_inference_profiles(typeEquals="SYSTEM_DEFINED")["inferenceProfileSummaries"]
+    assert profile["inferenceProfileId"] == MODEL_ID
+    assert bedrock.list_inference_profiles(typeEquals="APPLICATION")["inferenceProfileSummaries"] == []
+    assert bedrock.list_foundation_models()["modelSummaries"][0]["modelId"] == MODEL_ID
+
+
+def test_unsigned_requests_as_claude_code_sends_them_are_answered(emulator):
+    with urllib.request.urlopen(f"{emulator.endpoint}/inference-profiles?type=SYSTEM_DEFINED") as resp:
+        assert json.load(resp)["inferenceProfileSummaries"][0]["inferenceProfileId"] == MODEL_ID
+    req = urllib.request.Request(f"{emulator.endpoint}/model/{MODEL_ID}/invoke-with-response-stream",
+                                 data=body("hi").encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as resp:
+        assert resp.headers["Content-Type"] == eventstream.CONTENT_TYPE
+        buffer = EventStreamBuffer()
+        buffer.add_data(resp.read())
+        assert len(list(buffer)) >= 5
+
+
+@pytest.mark.slow
+def test_the_real_claude_code_cli_writes_a_working_file_through_the_stand_in(emulator, tmp_path):
+    workdir = tmp_path / "ws"
+    workdir.mkdir()
+    env = {**os.environ, "HOME": str(tmp_path), "CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "us-east-1",
+           "ANTHROPIC_BEDROCK_BASE_URL": emulator.endpoint, "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1",
+           "ANTHROPIC_MODEL": MODEL_ID, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+    env.pop("ANTHROPIC_API_KEY", None)
+    done = subprocess.run([str(CLAUDE_CLI), "-p", "create hello.py that prints hello", "--output-format", "json",
+                           "--permission-mode", "acceptEdits", "--allowedTools", "Write,Read,Bash"],
+                          cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["is_error"] is False and result["num_turns"] == 2
+    assert subprocess.run(["python3", "hello.py"], cwd=workdir, capture_output=True, text=True).stdout == "hello\n"
