@@ -1,0 +1,461 @@
+"""Agent processes for runtime sessions: one per session, as AgentCore runs one microVM per session.
+
+The first invocation of a session copies the image's unpacked build context into a fresh session
+directory (each microVM starts from a clean image filesystem), starts the agent there with
+uvicorn, waits for `/ping`, and forwards `/invocations`. The process is reused while the session
+lives and is stopped when it has been idle for the idle timeout (never while `/ping` answers
+HealthyBusy), when its maximum lifetime is reached, when StopRuntimeSession asks, or when the
+emulator shuts down. Its output is shipped to CloudWatch Logs as on AWS.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import http.client
+import json
+import logging
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..core.settings import Settings
+from .exceptions import RuntimeClientError
+
+log = logging.getLogger("emulator.runtime")
+
+SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+USER_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
+CUSTOM_HEADER_PREFIX = "x-amzn-bedrock-agentcore-runtime-custom-"
+# AWS ends a synchronous invocation after 15 minutes.
+INVOCATION_TIMEOUT = 15 * 60
+# Environment of the emulator that must not leak into an agent: it gets the runtime's own instead.
+_PRIVATE_ENV = ("AWS_", "ANTHROPIC_", "CLAUDE_", "WORKSHOP_", "EMULATOR_", "PYTEST_")
+
+
+def log_group_name(runtime_id: str, endpoint: str = "DEFAULT") -> str:
+    return f"/aws/bedrock-agentcore/runtimes/{runtime_id}-{endpoint}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dir_name(session_id: str) -> str:
+    """A directory name for any session id (ids may hold characters a path may not)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", session_id)[:60]
+    return f"{safe}-{hashlib.sha256(session_id.encode()).hexdigest()[:10]}"
+
+
+@dataclass
+class Launch:
+    """Everything needed to start the agent for one session."""
+
+    runtime_id: str
+    runtime_arn: str
+    version: str
+    endpoint_name: str
+    session_id: str
+    context_dir: Path
+    app: str
+    environment: dict[str, str]
+    region: str
+    idle_timeout: float
+    max_lifetime: float
+
+
+@dataclass
+class AgentProcess:
+    launch: Launch
+    port: int
+    proc: subprocess.Popen
+    session_dir: Path
+    started_at: float = field(default_factory=time.monotonic)
+    last_activity: float = field(default_factory=time.monotonic)
+    in_flight: int = 0
+    broken: bool = False
+    tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=40))
+    last_ping: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.launch.runtime_id, self.launch.session_id
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def ping(self, timeout: float = 2.0) -> dict | None:
+        """The agent's /ping document, or None when it does not answer properly."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request("GET", "/ping")
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200:
+                return None
+            doc = json.loads(body)
+            return doc if isinstance(doc, dict) and doc.get("status") in ("Healthy", "HealthyBusy") else None
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
+        finally:
+            conn.close()
+
+    def log_tail(self, lines: int = 5) -> str:
+        return " | ".join(list(self.tail)[-lines:]) or "(no output)"
+
+
+class LogShipper:
+    """Batches agent output lines into CloudWatch Logs (moto's logs backend, in this process).
+
+    Written in-process rather than through the endpoint so the last lines of an agent stopped at
+    shutdown still arrive: by then the endpoint no longer answers requests.
+    """
+
+    def __init__(self, settings: Settings, flush_every: float = 0.5):
+        self.settings = settings
+        self._queue: queue.Queue = queue.Queue()
+        self._known_streams: set[tuple[str, str, str]] = set()
+        self._stop = threading.Event()
+        self._flush_every = flush_every
+        self._flush_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="runtime-log-shipper", daemon=True)
+        self._thread.start()
+
+    def put(self, region: str, group: str, stream: str, message: str) -> None:
+        self._queue.put((region, group, stream, int(time.time() * 1000), message))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._stop.wait(self._flush_every)
+            self.flush()
+
+    def flush(self) -> None:
+        with self._flush_lock:
+            batches: dict[tuple[str, str, str], list[dict]] = collections.defaultdict(list)
+            while True:
+                try:
+                    region, group, stream, ts, message = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                batches[(region, group, stream)].append({"timestamp": ts, "message": message})
+            for (region, group, stream), events in batches.items():
+                try:
+                    self._ship(region, group, stream, events)
+                except Exception as exc:  # logs must never take the agent down; say why they are missing
+                    log.warning("could not write %d agent log lines to %s/%s: %s", len(events), group, stream, exc)
+
+    def _ship(self, region: str, group: str, stream: str, events: list[dict]) -> None:
+        from moto.logs.exceptions import ResourceAlreadyExistsException
+        from moto.logs.models import logs_backends
+
+        backend = logs_backends[self.settings.account_id][region]
+        if (region, group, stream) not in self._known_streams or group not in backend.groups:
+            if group not in backend.groups:
+                try:
+                    backend.create_log_group(group, tags={})
+                except ResourceAlreadyExistsException:
+                    pass  # made meanwhile by a client: exactly what we want
+            if stream not in backend.groups[group].streams:
+                backend.create_log_stream(group, stream)
+            self._known_streams.add((region, group, stream))
+        backend.put_log_events(group, stream, events)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.flush()
+
+
+class Supervisor:
+    """The live agent processes, by (runtime id, session id)."""
+
+    def __init__(self, settings: Settings, shipper: LogShipper | None = None):
+        self.settings = settings
+        self.root = settings.state_dir / "runtime" / "sessions"
+        self.shipper = shipper
+        self._procs: dict[tuple[str, str], AgentProcess] = {}
+        self._lock = threading.Lock()
+        self._start_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._closed = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_loop, name="runtime-reaper", daemon=True)
+        self._reaper.start()
+
+    # -- sessions ----------------------------------------------------------------------------
+    def acquire(self, launch: Launch) -> AgentProcess:
+        """The session's running agent (started now if need be), counted as busy until release()."""
+        key = (launch.runtime_id, launch.session_id)
+        with self._lock:
+            start_lock = self._start_locks.setdefault(key, threading.Lock())
+        with start_lock:
+            with self._lock:
+                proc = self._procs.get(key)
+            if proc is not None and (proc.broken or not proc.alive() or proc.launch.version != launch.version):
+                # Dead, failed mid-stream, or serving an older version: the next call starts afresh.
+                reason = "it runs an older version" if proc.alive() and not proc.broken else "it is no longer healthy"
+                self._stop(proc, f"replaced because {reason}")
+                proc = None
+            if proc is None:
+                proc = self._start(launch)
+                with self._lock:
+                    self._procs[key] = proc
+            with self._lock:
+                proc.in_flight += 1
+                proc.last_activity = time.monotonic()
+            return proc
+
+    def release(self, proc: AgentProcess, broken: bool = False) -> None:
+        with self._lock:
+            proc.in_flight -= 1
+            proc.last_activity = time.monotonic()
+            if broken:
+                proc.broken = True
+        if broken:
+            self._stop(proc, "it failed during an invocation")
+
+    def stop_session(self, runtime_id: str, session_id: str) -> bool:
+        with self._lock:
+            proc = self._procs.get((runtime_id, session_id))
+        if proc is None:
+            return False
+        self._stop(proc, "StopRuntimeSession was called")
+        return True
+
+    def stop_runtime(self, runtime_id: str) -> None:
+        with self._lock:
+            procs = [p for key, p in self._procs.items() if key[0] == runtime_id]
+        for proc in procs:
+            self._stop(proc, "its runtime was deleted")
+
+    def sessions(self) -> list[AgentProcess]:
+        with self._lock:
+            return list(self._procs.values())
+
+    def close(self) -> None:
+        self._closed.set()
+        self._reaper.join(timeout=5)
+        for proc in self.sessions():
+            self._stop(proc, "the emulator is shutting down")
+
+    # -- starting and stopping ---------------------------------------------------------------
+    def _environment(self, launch: Launch, port: int, session_dir: Path) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV)}
+        env.update(launch.environment)
+        endpoint = self.settings.endpoint
+        env.update({
+            # The agent reaches "AWS" (Memory, S3, SSM, Bedrock) through the emulator, with keys it accepts.
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "agentcore-local",
+            "AWS_SECRET_ACCESS_KEY": "agentcore-local",
+            "AWS_REGION": launch.region,
+            "AWS_DEFAULT_REGION": launch.region,
+            "ANTHROPIC_BEDROCK_BASE_URL": endpoint,
+            "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1",
+            "CLAUDE_CODE_USE_BEDROCK": "1",
+            "PORT": str(port),
+            "HOME": str(session_dir / "home"),
+            "TMPDIR": str(session_dir / "tmp"),
+            "PYTHONUNBUFFERED": "1",
+            "AGENTCORE_RUNTIME_ARN": launch.runtime_arn,
+            "AGENTCORE_RUNTIME_SESSION_ID": launch.session_id,
+        })
+        # A microVM's /tmp is its own; here /tmp is shared, so the agent's workspaces go in the session dir.
+        if "WORKSPACE_ROOT" not in launch.environment:
+            env["WORKSPACE_ROOT"] = str(session_dir / "tmp" / "agent-workspaces")
+        return env
+
+    def _start(self, launch: Launch) -> AgentProcess:
+        session_dir = self.root / launch.runtime_id / _dir_name(launch.session_id)
+        shutil.rmtree(session_dir, ignore_errors=True)  # a new microVM: nothing survives from the last one
+        app_dir = session_dir / "app"
+        shutil.copytree(launch.context_dir, app_dir, symlinks=True)
+        for sub in ("home", "tmp"):
+            (session_dir / sub).mkdir(parents=True, exist_ok=True)
+        port = _free_port()
+        env = self._environment(launch, port, session_dir)
+        cmd = [sys.executable, "-m", "uvicorn", launch.app, "--host", "127.0.0.1", "--port", str(port)]
+        popen = subprocess.Popen(cmd, cwd=app_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        proc = AgentProcess(launch, port, popen, session_dir)
+        threading.Thread(target=self._pump, args=(proc,), name=f"agent-log-{popen.pid}", daemon=True).start()
+        log.info("started agent pid %s for session %s of %s on port %s", popen.pid, launch.session_id,
+                 launch.runtime_id, port)
+        self._wait_healthy(proc)
+        return proc
+
+    def _wait_healthy(self, proc: AgentProcess) -> None:
+        deadline = time.monotonic() + self.settings.agent_start_timeout
+        while time.monotonic() < deadline:
+            if not proc.alive():
+                code = proc.proc.wait()
+                time.sleep(0.1)  # let the pump read the last lines
+                self._stop(proc, f"it exited with code {code} while starting")
+                raise RuntimeClientError(
+                    f"The agent for runtime session {proc.launch.session_id} exited with code {code} before "
+                    f"answering /ping. Check the runtime's CloudWatch logs "
+                    f"({log_group_name(proc.launch.runtime_id, proc.launch.endpoint_name)}). "
+                    f"Last output: {proc.log_tail()}")
+            if proc.ping(timeout=1.0) is not None:
+                return
+            time.sleep(0.1)
+        self._stop(proc, "it did not answer /ping in time")
+        raise RuntimeClientError(
+            f"The agent for runtime session {proc.launch.session_id} did not answer /ping within "
+            f"{self.settings.agent_start_timeout:.0f}s. Last output: {proc.log_tail()}")
+
+    def _pump(self, proc: AgentProcess) -> None:
+        launch = proc.launch
+        group = log_group_name(launch.runtime_id, launch.endpoint_name)
+        stream = time.strftime("%Y/%m/%d", time.gmtime()) + f"/[runtime-logs]{launch.session_id}"
+        with open(proc.session_dir / "agent.log", "ab") as local:
+            for raw in iter(proc.proc.stdout.readline, b""):
+                local.write(raw)
+                local.flush()
+                line = raw.decode("utf-8", errors="replace").rstrip("\n")
+                proc.tail.append(line)
+                if self.shipper is not None and line:
+                    self.shipper.put(launch.region, group, stream, line)
+        proc.proc.stdout.close()
+
+    def _stop(self, proc: AgentProcess, reason: str) -> None:
+        with self._lock:
+            if self._procs.get(proc.key) is proc:
+                del self._procs[proc.key]
+        if proc.alive():
+            log.info("stopping agent pid %s of session %s: %s", proc.proc.pid, proc.launch.session_id, reason)
+            _terminate_group(proc.proc)
+        else:
+            proc.proc.wait()
+
+    # -- idle sessions -----------------------------------------------------------------------
+    def _reap_loop(self) -> None:
+        while not self._closed.wait(0.25):
+            for proc in self.sessions():
+                try:
+                    self._check(proc)
+                except Exception:  # one odd process must not stop the reaping of the others
+                    log.exception("error while checking agent pid %s", proc.proc.pid)
+
+    def _check(self, proc: AgentProcess) -> None:
+        now = time.monotonic()
+        if not proc.alive():
+            if proc.in_flight == 0:
+                self._stop(proc, f"it exited with code {proc.proc.returncode}")
+            return
+        if now - proc.started_at >= proc.launch.max_lifetime:
+            self._stop(proc, "it reached the runtime's maximum lifetime")
+            return
+        idle = proc.launch.idle_timeout
+        if proc.in_flight or now - proc.last_activity < idle or now - proc.last_ping < 1.0:
+            return
+        proc.last_ping = now
+        doc = proc.ping()
+        if doc is None:
+            self._stop(proc, "it stopped answering /ping")
+        elif doc["status"] == "HealthyBusy":
+            return  # working in the background: never reclaimed while it says so
+        else:
+            # time_of_last_update is when the agent last changed status: busy work ending counts as activity.
+            try:
+                changed = float(doc.get("time_of_last_update") or 0)
+            except (TypeError, ValueError):
+                changed = 0.0
+            idle_for = min(now - proc.last_activity, time.time() - changed) if changed else now - proc.last_activity
+            if idle_for >= idle:
+                self._stop(proc, f"it was idle for {idle:.0f}s")
+
+
+def _terminate_group(popen: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM the agent's process group (it may have started Claude Code and its tools), then SIGKILL."""
+    try:
+        os.killpg(popen.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        popen.wait(grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it ended between the timeout and the kill
+        popen.wait()
+
+
+def forward(proc: AgentProcess, payload: bytes, headers: dict[str, str],
+            on_done: Callable[[bool], None]) -> tuple[int, str, Iterator[bytes]]:
+    """Send one invocation to the agent; (status, content type, body chunks as they come).
+
+    `on_done(broken)` is called exactly once, when the body has been read to the end or failed.
+    Failures before the answer starts raise RuntimeClientError (424: not retried by boto3).
+    """
+    conn = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=INVOCATION_TIMEOUT)
+    try:
+        conn.request("POST", "/invocations", body=payload, headers=headers)
+        resp = conn.getresponse()
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
+        on_done(True)
+        raise RuntimeClientError(
+            f"The agent for runtime session {proc.launch.session_id} failed before answering ({exc}). "
+            f"Last output: {proc.log_tail()}. The next invocation starts a fresh agent.") from exc
+    content_type = resp.getheader("Content-Type", "application/json")
+    if resp.status >= 400:
+        try:
+            detail = resp.read()[:2000].decode("utf-8", errors="replace")
+        except (OSError, http.client.HTTPException):
+            detail = ""
+        conn.close()
+        on_done(False)
+        # What AWS says when the agent answers an error; the agent's own words follow for the reader.
+        raise RuntimeClientError(f"Received error ({resp.status}) from runtime. Please check your CloudWatch "
+                                 f"logs for more information. Agent said: {detail}")
+    streaming = content_type.split(";")[0].strip() == "text/event-stream"
+    if not streaming:
+        try:
+            body = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            on_done(True)
+            raise RuntimeClientError(
+                f"The agent for runtime session {proc.launch.session_id} died while answering ({exc!r}). "
+                f"Last output: {proc.log_tail()}. The next invocation starts a fresh agent.") from exc
+        conn.close()
+        on_done(False)
+        return resp.status, content_type, iter([body])
+
+    def chunks() -> Iterator[bytes]:
+        broken = False
+        try:
+            while True:
+                try:
+                    data = resp.read1(65536)
+                except (OSError, http.client.HTTPException) as exc:
+                    broken = True
+                    # The answer has started, so its status cannot change: end the stream with an error event.
+                    yield _sse_error(f"The agent for runtime session {proc.launch.session_id} died mid-stream "
+                                     f"({exc!r}). Last output: {proc.log_tail()}. "
+                                     "The next invocation starts a fresh agent.")
+                    return
+                if not data:
+                    return
+                yield data
+        finally:
+            conn.close()
+            on_done(broken)
+
+    return resp.status, content_type, chunks()
+
+
+def _sse_error(message: str) -> bytes:
+    doc = {"error": "RuntimeClientError", "message": message}
+    return b"\n\nevent: error\ndata: " + json.dumps(doc).encode() + b"\n\n"

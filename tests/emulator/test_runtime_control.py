@@ -1,0 +1,188 @@
+"""AgentCore Runtime control plane in the emulator: lifecycle, versions, endpoints, errors, persistence."""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import EmulatorProcess
+from tests.emulator.fixtures.runtime import ROLE_ARN, create_runtime, output_problems, push_fake_image, wait_ready
+
+
+def _name(prefix: str = "rt") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def image_uri(emulator):
+    return push_fake_image(emulator)
+
+
+@pytest.fixture
+def control(emulator):
+    return emulator.client("bedrock-agentcore-control")
+
+
+def _code(err) -> tuple[str, int]:
+    return err.value.response["Error"]["Code"], err.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def test_runtime_is_creating_then_ready_with_aws_shaped_ids(control, image_uri):
+    name = _name()
+    created = create_runtime(control, name, image_uri)
+    assert created["status"] == "CREATING"
+    assert re.fullmatch(rf"{name}-[a-zA-Z0-9]{{10}}", created["agentRuntimeId"])
+    assert created["agentRuntimeArn"] == f"arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/{created['agentRuntimeId']}"
+    assert created["agentRuntimeVersion"] == "1"
+    got = wait_ready(control, created["agentRuntimeId"])
+    assert got["agentRuntimeArtifact"]["containerConfiguration"]["containerUri"] == image_uri
+    assert got["lifecycleConfiguration"] == {"idleRuntimeSessionTimeout": 900, "maxLifetime": 28800}
+
+
+def test_every_control_plane_answer_matches_botocore_output_model(control, image_uri):
+    answers = {}
+    created = create_runtime(control, _name(), image_uri, env={"A": "1"}, description="checked")
+    rid = created["agentRuntimeId"]
+    answers["CreateAgentRuntime"] = created
+    answers["GetAgentRuntime"] = wait_ready(control, rid)
+    answers["ListAgentRuntimes"] = control.list_agent_runtimes()
+    answers["UpdateAgentRuntime"] = control.update_agent_runtime(
+        agentRuntimeId=rid, roleArn=ROLE_ARN, networkConfiguration={"networkMode": "PUBLIC"},
+        agentRuntimeArtifact={"containerConfiguration": {"containerUri": image_uri}})
+    wait_ready(control, rid)
+    answers["ListAgentRuntimeVersions"] = control.list_agent_runtime_versions(agentRuntimeId=rid)
+    answers["CreateAgentRuntimeEndpoint"] = control.create_agent_runtime_endpoint(
+        agentRuntimeId=rid, name="stable", agentRuntimeVersion="1", description="pinned")
+    answers["GetAgentRuntimeEndpoint"] = control.get_agent_runtime_endpoint(agentRuntimeId=rid, endpointName="DEFAULT")
+    answers["ListAgentRuntimeEndpoints"] = control.list_agent_runtime_endpoints(agentRuntimeId=rid)
+    time.sleep(0.7)
+    answers["UpdateAgentRuntimeEndpoint"] = control.update_agent_runtime_endpoint(
+        agentRuntimeId=rid, endpointName="stable", agentRuntimeVersion="2")
+    answers["DeleteAgentRuntimeEndpoint"] = control.delete_agent_runtime_endpoint(agentRuntimeId=rid,
+                                                                                  endpointName="stable")
+    answers["DeleteAgentRuntime"] = control.delete_agent_runtime(agentRuntimeId=rid)
+    for operation, answer in answers.items():
+        assert output_problems(control, operation, answer) == [], operation
+
+
+def test_a_second_runtime_with_the_same_name_is_a_conflict(control, image_uri):
+    name = _name()
+    create_runtime(control, name, image_uri)
+    with pytest.raises(ClientError) as err:
+        create_runtime(control, name, image_uri)
+    assert _code(err) == ("ConflictException", 409)
+
+
+def test_a_retried_create_with_the_same_client_token_returns_the_same_runtime(control, image_uri):
+    token = uuid.uuid4().hex + "-retry"
+    name = _name()
+    first = create_runtime(control, name, image_uri, clientToken=token)
+    second = create_runtime(control, name, image_uri, clientToken=token)
+    assert first["agentRuntimeId"] == second["agentRuntimeId"]
+
+
+def test_unknown_runtime_is_resource_not_found(control):
+    for call in (lambda: control.get_agent_runtime(agentRuntimeId="nope-abcdefghij"),
+                 lambda: control.delete_agent_runtime(agentRuntimeId="nope-abcdefghij"),
+                 lambda: control.list_agent_runtime_versions(agentRuntimeId="nope-abcdefghij")):
+        with pytest.raises(ClientError) as err:
+            call()
+        assert _code(err) == ("ResourceNotFoundException", 404)
+
+
+def test_an_image_missing_from_ecr_is_a_validation_error_naming_it(control, image_uri):
+    missing = image_uri.rsplit(":", 1)[0] + ":no-such-tag"
+    with pytest.raises(ClientError) as err:
+        create_runtime(control, _name(), missing)
+    assert _code(err) == ("ValidationException", 400)
+    assert "no-such-tag" in err.value.response["Error"]["Message"]
+
+
+def test_a_bad_runtime_name_is_rejected_naming_the_field(control, image_uri):
+    with pytest.raises(ClientError) as err:
+        create_runtime(control, "bad-name-with-dashes", image_uri)
+    assert _code(err) == ("ValidationException", 400)
+    assert "agentRuntimeName" in err.value.response["Error"]["Message"]
+
+
+def test_update_adds_a_version_and_default_endpoint_follows_it(control, image_uri):
+    rid = create_runtime(control, _name(), image_uri, env={"V": "1"})["agentRuntimeId"]
+    wait_ready(control, rid)
+    updated = control.update_agent_runtime(
+        agentRuntimeId=rid, roleArn=ROLE_ARN, networkConfiguration={"networkMode": "PUBLIC"},
+        agentRuntimeArtifact={"containerConfiguration": {"containerUri": image_uri}}, environmentVariables={"V": "2"})
+    assert (updated["status"], updated["agentRuntimeVersion"]) == ("UPDATING", "2")
+    with pytest.raises(ClientError) as err:  # one change at a time, as on AWS
+        control.update_agent_runtime(agentRuntimeId=rid, roleArn=ROLE_ARN,
+                                     networkConfiguration={"networkMode": "PUBLIC"},
+                                     agentRuntimeArtifact={"containerConfiguration": {"containerUri": image_uri}})
+    assert _code(err) == ("ConflictException", 409)
+    got = wait_ready(control, rid)
+    assert got["environmentVariables"] == {"V": "2"}
+    assert control.get_agent_runtime(agentRuntimeId=rid, agentRuntimeVersion="1")["environmentVariables"] == {"V": "1"}
+    versions = control.list_agent_runtime_versions(agentRuntimeId=rid)["agentRuntimes"]
+    assert [v["agentRuntimeVersion"] for v in versions] == ["2", "1"]
+    default = control.get_agent_runtime_endpoint(agentRuntimeId=rid, endpointName="DEFAULT")
+    assert (default["liveVersion"], default["status"]) == ("2", "READY")
+
+
+def test_delete_is_deleting_then_gone(control, image_uri):
+    rid = create_runtime(control, _name(), image_uri)["agentRuntimeId"]
+    wait_ready(control, rid)
+    assert control.delete_agent_runtime(agentRuntimeId=rid)["status"] == "DELETING"
+    assert control.get_agent_runtime(agentRuntimeId=rid)["status"] == "DELETING"
+    time.sleep(0.7)
+    with pytest.raises(ClientError) as err:
+        control.get_agent_runtime(agentRuntimeId=rid)
+    assert _code(err) == ("ResourceNotFoundException", 404)
+    assert rid not in [r["agentRuntimeId"] for r in control.list_agent_runtimes()["agentRuntimes"]]
+
+
+def test_default_endpoint_exists_and_cannot_be_deleted(control, image_uri):
+    rid = create_runtime(control, _name(), image_uri)["agentRuntimeId"]
+    wait_ready(control, rid)
+    names = [e["name"] for e in control.list_agent_runtime_endpoints(agentRuntimeId=rid)["runtimeEndpoints"]]
+    assert names == ["DEFAULT"]
+    with pytest.raises(ClientError) as err:
+        control.delete_agent_runtime_endpoint(agentRuntimeId=rid, endpointName="DEFAULT")
+    assert _code(err) == ("ConflictException", 409)
+    with pytest.raises(ClientError) as err:
+        control.get_agent_runtime_endpoint(agentRuntimeId=rid, endpointName="missing")
+    assert _code(err) == ("ResourceNotFoundException", 404)
+
+
+def test_list_runtimes_pages_with_next_token(control, image_uri):
+    for _ in range(3):
+        create_runtime(control, _name("page"), image_uri)
+    seen, token = [], None
+    while True:
+        kwargs = {"maxResults": 2, **({"nextToken": token} if token else {})}
+        page = control.list_agent_runtimes(**kwargs)
+        assert len(page["agentRuntimes"]) <= 2
+        seen += [r["agentRuntimeId"] for r in page["agentRuntimes"]]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert len(seen) == len(set(seen)) >= 3
+
+
+def test_runtimes_survive_an_emulator_restart(tmp_path):
+    first = EmulatorProcess(tmp_path).start()
+    try:
+        uri = push_fake_image(first)
+        control = first.client("bedrock-agentcore-control")
+        created = create_runtime(control, _name("kept"), uri, env={"KEPT": "yes"})
+        wait_ready(control, created["agentRuntimeId"])
+    finally:
+        first.stop()
+    second = EmulatorProcess(tmp_path).start()
+    try:
+        control = second.client("bedrock-agentcore-control")
+        got = control.get_agent_runtime(agentRuntimeId=created["agentRuntimeId"])
+        assert (got["agentRuntimeArn"], got["status"]) == (created["agentRuntimeArn"], "READY")
+        assert got["environmentVariables"] == {"KEPT": "yes"}
+    finally:
+        second.stop()
