@@ -192,7 +192,9 @@ class RestJsonService:
     def _validate(self, params: dict, shape: Shape) -> None:
         report = self._validator.validate(params, shape)
         if report.has_errors():
-            first = report.generate_report().splitlines()[1:2] or ["invalid input"]
+            # generate_report() is one line per problem (the "Parameter validation failed" header
+            # is added by botocore's exception, not the report): answer with the first.
+            first = report.generate_report().splitlines()[:1] or ["invalid input"]
             raise ValidationException(first[0].strip())
         problem = _check_limits(params, shape, "")
         if problem:
