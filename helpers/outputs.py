@@ -1,0 +1,64 @@
+"""Fetch the files an agent session wrote: its S3 session prefix and its per-invocation outputs."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from . import aws, stack
+from .config import Settings
+from .errors import WorkshopError
+
+# The agent accepts only these ids (container/agent/request.py); checking here keeps paths inside `dest`.
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}$")
+
+
+def session_objects(settings: Settings, actor_id: str, session_id: str) -> list[dict]:
+    """Every object of the session: `sessions/{actor}/{session}/...` and `outputs/{stamp}/{actor}/{session}/...`."""
+    _check_ids(actor_id, session_id)
+    bucket = _bucket(settings)
+    s3 = aws.client("s3", settings)
+    found = []
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=f"sessions/{actor_id}/{session_id}/"):
+        found += [{"kind": "session", **obj} for obj in page.get("Contents", [])]
+    marker = f"/{actor_id}/{session_id}/"
+    for page in paginator.paginate(Bucket=bucket, Prefix="outputs/"):
+        found += [{"kind": "output", **obj} for obj in page.get("Contents", []) if marker in obj["Key"]]
+    return found
+
+
+def download_session(settings: Settings, actor_id: str, session_id: str, dest: Path | None = None):
+    """Download the session's files under `.workshop/downloads/{actor}/{session}/` and list them as a table."""
+    import pandas as pd
+
+    objects = session_objects(settings, actor_id, session_id)
+    root = (dest or settings.state_dir / "downloads" / actor_id / session_id).resolve()
+    s3 = aws.client("s3", settings)
+    bucket = _bucket(settings)
+    rows = []
+    for obj in objects:
+        target = (root / obj["Key"]).resolve()
+        if root not in target.parents:  # a key with `..` would climb out; S3 allows such keys, we don't
+            raise WorkshopError(f"S3 key {obj['Key']!r} would be written outside {root}; not downloading it.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, obj["Key"], str(target))
+        rows.append({"kind": obj["kind"], "file": obj["Key"].split(f"/{session_id}/", 1)[-1],
+                     "size": obj["Size"], "modified": obj["LastModified"], "s3_key": obj["Key"],
+                     "local_path": str(target)})
+    df = pd.DataFrame(rows, columns=["kind", "file", "size", "modified", "s3_key", "local_path"])
+    return df.sort_values(["kind", "modified", "file"], ignore_index=True)
+
+
+def _bucket(settings: Settings) -> str:
+    bucket = stack.stack_outputs(settings).get("BucketName")
+    if not bucket:
+        raise WorkshopError(f"Stack {settings.stack_name} has no BucketName output.",
+                            hint="Deploy it first (notebook 01 or `python -m helpers deploy`).")
+    return bucket
+
+
+def _check_ids(actor_id: str, session_id: str) -> None:
+    for name, value in (("actor_id", actor_id), ("session_id", session_id)):
+        if not isinstance(value, str) or not _ID.match(value) or ".." in value:
+            raise WorkshopError(f"{name}={value!r} is not a valid id.",
+                                hint="Use 1-256 letters, digits, '_', '-' or '.', starting with a letter or digit, as the agent does.")

@@ -1,0 +1,40 @@
+"""Downloading a session's files: both prefixes, only this session's, never outside the download folder."""
+from __future__ import annotations
+
+import pytest
+
+from helpers import config, outputs, stack
+from helpers.errors import WorkshopError
+
+
+@pytest.fixture
+def deployed(local_env):
+    settings = config.load()
+    stack.deploy_stack(settings, progress=False)
+    return settings
+
+
+def test_download_fetches_session_and_output_files_of_that_session_only(deployed, tmp_path):
+    settings = deployed
+    s3 = local_env_client = None  # noqa: F841 (clarity: everything goes through helpers' clients)
+    from helpers import aws
+
+    s3 = aws.client("s3", settings)
+    bucket = stack.stack_outputs(settings)["BucketName"]
+    s3.put_object(Bucket=bucket, Key="sessions/alice/s1/hello.py", Body=b'print("hello")\n')
+    s3.put_object(Bucket=bucket, Key="outputs/20261126_120000/alice/s1/hello.py", Body=b'print("hello")\n')
+    s3.put_object(Bucket=bucket, Key="sessions/bob/s1/secret.txt", Body=b"bob's")
+    s3.put_object(Bucket=bucket, Key="outputs/20261126_120000/bob/s1/secret.txt", Body=b"bob's")
+
+    df = outputs.download_session(settings, "alice", "s1", dest=tmp_path)
+    assert sorted(df["kind"]) == ["output", "session"]
+    assert set(df["file"]) == {"hello.py"}
+    for path in df["local_path"]:
+        assert open(path).read() == 'print("hello")\n'
+    assert not any("bob" in key for key in df["s3_key"])
+
+
+@pytest.mark.parametrize("bad", ["../alice", "a/b", "", ".."])
+def test_ids_that_could_escape_are_refused(bad):
+    with pytest.raises(WorkshopError, match="not a valid id"):
+        outputs.session_objects(config.load(target="local"), bad, "s1")
