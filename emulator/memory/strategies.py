@@ -59,6 +59,9 @@ _FACT_VERB = re.compile(
 )
 _NOT_A_FACT = re.compile(r"^(can|could|would|will|should|please|let's|lets|how|what|why|when|where|which|"
                          r"who|do|does|is|are|hi|hello|hey|thanks|thank you|ok|okay)\b", re.IGNORECASE)
+# First-person sentences that ask for something rather than state something.
+_REQUEST = re.compile(r"^i(?:'d| would)? (?:want|need|would like|'d like|like) (?:you|to)\b|^i'd like\b|"
+                      r"^i (?:wonder|think you|hope you)\b", re.IGNORECASE)
 # What the assistant reports having done, e.g. "I created hello.py that prints hi."
 _ASSISTANT_DID = re.compile(
     r"^i(?:'ve| have)?\s+(created|wrote|added|updated|fixed|changed|removed|deleted|renamed|ran|"
@@ -112,7 +115,8 @@ def about_user(sentence: str) -> str:
                   lambda m: _negation(m) if re.match(r"(don't|do not)", m.group(1) or "", re.I)
                   else subject_verb(m), text, flags=re.IGNORECASE)
     text = re.sub(r"^We're\b", "The user's team is", text, flags=re.IGNORECASE)
-    text = re.sub(r"^We\b", "The user's team", text, flags=re.IGNORECASE)
+    text = re.sub(r"^We\s+(\S+)", lambda m: f"The user's team {_verb_third_person(m.group(1))}", text,
+                  flags=re.IGNORECASE)
     text = re.sub(r"^Our\b", "The user's", text, flags=re.IGNORECASE)
     text = re.sub(r"^My\b", "The user's", text, flags=re.IGNORECASE)
     text = re.sub(r"\bmy\b", "their", text)
@@ -141,7 +145,12 @@ def extract_facts(turns: list[Turn]) -> list[str]:
             if turn.role == "USER":
                 if _PREFERENCE.search(sentence) or _NOT_A_FACT.match(sentence):
                     continue
-                if _FACT_SUBJECT.match(sentence) and _FACT_VERB.search(sentence):
+                if _REQUEST.match(sentence):
+                    continue
+                # "My team ships a mobile app": a first-person statement is a fact whatever its verb;
+                # "The project uses Go" needs a verb that states something.
+                first_person = re.match(r"^(i|i'm|i've|my|we|we're|our)\b", sentence, re.IGNORECASE)
+                if first_person or (_FACT_SUBJECT.match(sentence) and _FACT_VERB.search(sentence)):
                     facts.append(about_user(sentence))
             elif turn.role == "ASSISTANT" and _ASSISTANT_DID.match(sentence):
                 facts.append(about_assistant(sentence))
