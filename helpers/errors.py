@@ -13,6 +13,14 @@ class WorkshopError(Exception):
     def __str__(self) -> str:
         return f"{self.message} {self.hint}" if self.hint else self.message
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: this one line (boto3's error stays in __cause__).
+
+        IPython still publishes it as the cell's error output, so papermill and nbclient see the
+        cell fail with this class's name and message.
+        """
+        return [f"{type(self).__name__}: {self}"]
+
 
 class ConfigError(WorkshopError):
     """A setting is missing or has a value the workshop cannot use."""
@@ -55,26 +63,3 @@ def aws_error_code(exc: BaseException) -> str | None:
             return response.get("Error", {}).get("Code")
         seen = seen.__cause__
     return None
-
-
-def _show_in_notebook() -> None:
-    """In IPython, show a WorkshopError as its one-line message instead of a traceback."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
-    shell = get_ipython()
-    if shell is None:
-        return
-
-    def handler(shell, etype, value, tb, tb_offset=None):
-        import sys
-
-        text = f"{etype.__name__}: {value}"
-        print(text, file=sys.stderr)
-        return [text]
-
-    shell.set_custom_exc((WorkshopError,), handler)
-
-
-_show_in_notebook()

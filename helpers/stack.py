@@ -115,9 +115,15 @@ def validate_template(settings: Settings, path: Path = TEMPLATE_PATH) -> dict:
         _cloudformation(settings).validate_template(TemplateBody=body)
     except ClientError as exc:
         message = exc.response.get("Error", {}).get("Message", str(exc))
-        raise StackError(f"CloudFormation rejected the template {_show(path)}: {message}",
+        raise StackError(f"CloudFormation rejected the template {_show(path)}: {_sentence(message)}",
                          hint="Fix the template (cfn-lint shows details) and deploy again.") from exc
     return doc
+
+
+def _sentence(text: str) -> str:
+    """AWS messages often lack a final stop; the hint follows on the same line."""
+    text = (text or "").strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def _show(path: Path) -> str:
@@ -191,7 +197,7 @@ def deploy_stack(settings: Settings, *, replace_failed: bool = False, timeout: f
         if not replace_failed:
             reason = _failure_reason(cf, name) or current.get("StackStatusReason") or "no reason recorded"
             raise StackError(
-                f"Stack {name} is in {status} ({reason}) and CloudFormation cannot update it.",
+                f"Stack {name} is in {status} ({reason.rstrip('.')}) and CloudFormation cannot update it.",
                 hint="Delete it and deploy again: stack.deploy_stack(settings, replace_failed=True) does both.")
         delete_stack(settings, timeout=timeout, progress=progress)
         current, action = None, "replaced"
@@ -210,7 +216,7 @@ def deploy_stack(settings: Settings, *, replace_failed: bool = False, timeout: f
             if aws_error_code(exc) == "ValidationError" and _NO_UPDATES in str(exc):
                 final, action = current, "no changes"
             else:
-                raise StackError(f"Updating stack {name} failed to start: {exc.response['Error'].get('Message')}",
+                raise StackError(f"Updating stack {name} failed to start: {_sentence(exc.response['Error'].get('Message'))}",
                                  hint="Fix what it names and deploy again.") from exc
         else:
             final = _wait(settings, "updated", _UPDATE_OK, timeout, progress)
@@ -236,9 +242,9 @@ def _create_failed(settings: Settings, cf, exc: ClientError) -> StackError:
             return StackError(f"Creating stack {name} failed on the emulator: {message}; removing the "
                               f"half-made stack failed too: {cleanup}",
                               hint="Restart the emulator (`make clean-state`) and deploy again.")
-        return StackError(f"Creating stack {name} failed on the emulator: {message}",
-                          hint="Fix the template; the half-made stack was removed, so deploy again.")
-    return StackError(f"Creating stack {name} failed to start: {message}", hint="Fix what it names and deploy again.")
+        return StackError(f"Creating stack {name} failed on the emulator: {_sentence(message)}",
+                          hint="Fix what it names (or remove what is in the way); the half-made stack was removed, so deploy again.")
+    return StackError(f"Creating stack {name} failed to start: {_sentence(message)}", hint="Fix what it names and deploy again.")
 
 
 def _wait_settled(settings: Settings, current: dict, timeout: float, progress: bool) -> dict:
@@ -262,7 +268,7 @@ def _wait(settings: Settings, verb: str, ok: set[str], timeout: float, progress:
         reason = _failure_reason(cf, name) or state.get("StackStatusReason") or "no reason recorded"
         hint = ("It cannot be updated now: deploy again with replace_failed=True to delete and recreate it."
                 if status in _NEEDS_REPLACING else "Fix what it names and deploy again.")
-        return StackError(f"Stack {name} was not {verb}: {status}; {reason}", hint=hint)
+        return StackError(f"Stack {name} was not {verb}: {status}; {_sentence(reason)}", hint=hint)
 
     return wait_for(f"stack {name} to be {verb}", lambda: describe_stack(settings) or {"StackStatus": "MISSING"},
                     done=lambda s: s["StackStatus"] in ok, failed=failed,
@@ -357,7 +363,7 @@ def delete_stack(settings: Settings, *, timeout: float = 1800.0, progress: bool 
         if state["StackStatus"] != "DELETE_FAILED":
             return None
         reason = _failure_reason(cf, stack_id) or state.get("StackStatusReason") or "no reason recorded"
-        return StackError(f"Stack {name} could not be deleted: {reason}",
+        return StackError(f"Stack {name} could not be deleted: {_sentence(reason)}",
                           hint="Remove what blocks it (e.g. empty the bucket), then delete again.")
 
     wait_for(f"stack {name} to be deleted", probe, done=lambda s: s["StackStatus"] == "DELETE_COMPLETE",
@@ -568,3 +574,34 @@ class _Resolver:
             return str(self.ref(name))
 
         return re.sub(r"\$\{([^}]+)\}", one, template)
+
+
+def _policy_document(text: str) -> dict:
+    """A policy document from its text: URL-encoded JSON as AWS documents it; the emulator (moto) returns
+    the policies CloudFormation created as a Python literal instead."""
+    import ast
+    from urllib.parse import unquote
+
+    try:
+        return json.loads(unquote(text))
+    except ValueError:
+        return ast.literal_eval(text)
+
+
+def role_permissions_df(settings: Settings, output_key: str = "ExecutionRoleArn"):
+    """What a role of the stack may do, one row per policy statement: sid, effect, actions, resources."""
+    import pandas as pd
+
+    role_name = stack_outputs(settings)[output_key].rsplit("/", 1)[-1]
+    iam = _client("iam", settings)
+    rows = []
+    for policy_name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+        document = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+        if isinstance(document, str):
+            document = _policy_document(document)
+        for statement in document.get("Statement", []):
+            listed = lambda v: ", ".join([v] if isinstance(v, str) else v)  # noqa: E731
+            rows.append((policy_name, statement.get("Sid", ""), statement.get("Effect"),
+                         listed(statement.get("Action", [])), listed(statement.get("Resource", [])),
+                         json.dumps(statement["Condition"]) if "Condition" in statement else ""))
+    return pd.DataFrame(rows, columns=["policy", "sid", "effect", "actions", "resources", "condition"])
