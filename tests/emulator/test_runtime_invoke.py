@@ -1,0 +1,238 @@
+"""InvokeAgentRuntime in the emulator: one agent process per session, streamed answers, AWS-shaped failures."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import EmulatorProcess
+from tests.emulator.fixtures.runtime import create_runtime, output_problems, push_fake_image, wait_ready
+
+
+def _sid() -> str:
+    return f"test-session-{uuid.uuid4().hex}"  # 45 characters: AWS wants at least 33
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not alive: the emulator reaps its children, but give it the benefit of the doubt
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_dead(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def make_runtime(emu, env: dict | None = None) -> dict:
+    control = emu.client("bedrock-agentcore-control")
+    created = create_runtime(control, f"inv_{uuid.uuid4().hex[:8]}", push_fake_image(emu), env=env)
+    wait_ready(control, created["agentRuntimeId"])
+    return created
+
+
+class Caller:
+    def __init__(self, emu, runtime: dict):
+        self.client = emu.client("bedrock-agentcore")
+        self.arn = runtime["agentRuntimeArn"]
+
+    def raw(self, prompt: str, session: str, **kwargs) -> dict:
+        return self.client.invoke_agent_runtime(agentRuntimeArn=self.arn, runtimeSessionId=session,
+                                                payload=json.dumps({"input": {"prompt": prompt}}), **kwargs)
+
+    def __call__(self, prompt: str, session: str) -> dict:
+        return json.loads(self.raw(prompt, session)["response"].read())["output"]
+
+
+@pytest.fixture(scope="module")
+def runtime(emulator):
+    return make_runtime(emulator, env={"HELLO": "from-the-runtime"})
+
+
+@pytest.fixture
+def call(emulator, runtime):
+    return Caller(emulator, runtime)
+
+
+def test_invocation_answer_matches_botocore_output_model(call):
+    sid = _sid()
+    answer = call.raw("hello", sid)
+    body = answer.pop("response").read()
+    assert output_problems(call.client, "InvokeAgentRuntime", answer) == []
+    assert (answer["statusCode"], answer["contentType"], answer["runtimeSessionId"]) == (200, "application/json", sid)
+    assert json.loads(body)["output"]["metadata"]["runtime_session_header"] == sid
+
+
+def test_a_session_reuses_its_agent_process(call):
+    sid = _sid()
+    first, second = call("one", sid), call("two", sid)
+    assert first["metadata"]["pid"] == second["metadata"]["pid"]
+    assert (first["metadata"]["num_turns"], second["metadata"]["num_turns"]) == (1, 2)
+
+
+def test_two_sessions_run_in_separate_processes_at_once(call):
+    results, started = {}, time.monotonic()
+
+    def run(sid):
+        results[sid] = call("sleep 1.5", sid)
+
+    threads = [threading.Thread(target=run, args=(_sid(),)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    pids = {r["metadata"]["pid"] for r in results.values()}
+    assert len(pids) == 2
+    cwds = {r["metadata"]["cwd"] for r in results.values()}
+    assert len(cwds) == 2  # each session has its own copy of the image, as each microVM does
+    # Serially this is two agent starts plus 3 s of sleeping; at once, one of each.
+    assert elapsed < 1.5 * 2 + 1.0, elapsed
+
+
+def test_a_streamed_answer_arrives_as_it_is_produced(call):
+    sid = _sid()
+    call("warm up", sid)
+    started = time.monotonic()
+    answer = call.raw("stream please", sid, accept="text/event-stream")
+    assert answer["contentType"].startswith("text/event-stream")
+    raw, arrivals, data = answer["response"]._raw_stream, [], b""
+    while chunk := raw.read1(65536):
+        arrivals.append(time.monotonic() - started)
+        data += chunk
+    assert data.count(b"event: progress") == 3 and b"event: output" in data
+    # The fake agent spaces its four events 0.2 s apart: the first must not wait for the last.
+    assert arrivals[-1] - arrivals[0] > 0.4, arrivals
+
+
+def test_a_session_id_shorter_than_33_characters_is_rejected(emulator, call):
+    from botocore.config import Config
+
+    # boto3 checks the length itself; the service must too, for callers that do not.
+    unchecked = emulator.client("bedrock-agentcore", config=Config(parameter_validation=False,
+                                                                   retries={"max_attempts": 1}))
+    with pytest.raises(ClientError) as err:
+        unchecked.invoke_agent_runtime(agentRuntimeArn=call.arn, runtimeSessionId="x" * 32, payload=b"{}")
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    assert "runtimeSessionId" in err.value.response["Error"]["Message"]
+
+
+def test_the_agent_gets_runtime_variables_and_local_endpoint_settings(call, emulator):
+    sid = _sid()
+    assert call("env HELLO", sid)["result"] == "from-the-runtime"
+    assert call("env AWS_ENDPOINT_URL", sid)["result"] == emulator.endpoint
+    assert call("env ANTHROPIC_BEDROCK_BASE_URL", sid)["result"] == emulator.endpoint
+    assert call("env CLAUDE_CODE_USE_BEDROCK", sid)["result"] == "1"
+    assert call("env CLAUDE_CODE_SKIP_BEDROCK_AUTH", sid)["result"] == "1"
+    assert call("env AWS_REGION", sid)["result"] == "us-east-1"
+    assert call("env PORT", sid)["result"].isdigit()
+
+
+def test_an_agent_that_will_not_start_is_a_424_not_a_retry(emulator):
+    broken = Caller(emulator, make_runtime(emulator, env={"FAKE_AGENT_FAIL_AT_START": "1"}))
+    with pytest.raises(ClientError) as err:
+        broken("hi", _sid())
+    assert err.value.response["Error"]["Code"] == "RuntimeClientError"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert "refusing to start" in err.value.response["Error"]["Message"]
+
+
+def test_an_agent_that_dies_gives_424_and_the_next_call_starts_afresh(call):
+    sid = _sid()
+    before = call("hello", sid)["metadata"]["pid"]
+    with pytest.raises(ClientError) as err:
+        call("crash", sid)
+    assert err.value.response["Error"]["Code"] == "RuntimeClientError"
+    after = call("hello again", sid)
+    assert after["metadata"]["pid"] != before and after["metadata"]["num_turns"] == 1
+
+
+def test_an_agent_dying_mid_stream_ends_the_stream_with_an_error_event(call):
+    sid = _sid()
+    answer = call.raw("die mid-stream", sid, accept="text/event-stream")
+    data = answer["response"].read()
+    assert b"event: progress" in data
+    assert b"event: error" in data and b"RuntimeClientError" in data
+    assert call("fresh", sid)["metadata"]["num_turns"] == 1
+
+
+def test_an_agent_error_answer_is_a_runtime_client_error_with_its_words(call):
+    with pytest.raises(ClientError) as err:
+        call("fail", _sid())
+    assert err.value.response["Error"]["Code"] == "RuntimeClientError"
+    assert "Received error (500) from runtime" in err.value.response["Error"]["Message"]
+    assert "failing as asked" in err.value.response["Error"]["Message"]
+
+
+def test_stop_runtime_session_stops_its_process(call):
+    sid = _sid()
+    pid = call("hello", sid)["metadata"]["pid"]
+    answer = call.client.stop_runtime_session(agentRuntimeArn=call.arn, runtimeSessionId=sid)
+    assert answer["runtimeSessionId"] == sid
+    assert _wait_dead(pid, 10)
+    assert call("again", sid)["metadata"]["num_turns"] == 1
+    with pytest.raises(ClientError) as err:
+        call.client.stop_runtime_session(agentRuntimeArn=call.arn, runtimeSessionId=_sid())
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_agent_output_goes_to_the_runtime_log_group(call, emulator, runtime):
+    sid = _sid()
+    call("log me", sid)
+    logs = emulator.client("logs")
+    group = f"/aws/bedrock-agentcore/runtimes/{runtime['agentRuntimeId']}-DEFAULT"
+    deadline, messages = time.monotonic() + 10, []
+    while time.monotonic() < deadline:
+        try:
+            messages = [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
+        except logs.exceptions.ResourceNotFoundException:
+            messages = []
+        if any("prompt='log me'" in m for m in messages):
+            break
+        time.sleep(0.3)
+    assert any("prompt='log me'" in m for m in messages), messages[-5:]
+    streams = [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=group)["logStreams"]]
+    assert any(s.endswith(f"[runtime-logs]{sid}") for s in streams)
+
+
+def test_unknown_runtime_arn_or_qualifier_is_not_found(call, runtime):
+    missing = runtime["agentRuntimeArn"].rsplit("-", 1)[0] + "-zzzzzzzzzz"
+    with pytest.raises(ClientError) as err:
+        call.client.invoke_agent_runtime(agentRuntimeArn=missing, runtimeSessionId=_sid(), payload=b"{}")
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as err:
+        call.raw("hi", _sid(), qualifier="nosuchendpoint")
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+@pytest.mark.slow
+def test_idle_sessions_are_stopped_but_never_while_busy_and_shutdown_stops_all(tmp_path):
+    emu = EmulatorProcess(tmp_path, env={"EMULATOR_IDLE_TIMEOUT": "1.5"}).start()
+    try:
+        call = Caller(emu, make_runtime(emu))
+        idle_pid = call("hello", _sid())["metadata"]["pid"]
+        busy_pid = call("background 3", _sid())["metadata"]["pid"]
+        kept_pid = call("hello", _sid())["metadata"]["pid"]
+        assert _wait_dead(idle_pid, 6), "an idle session outlived the idle timeout"
+        assert _alive(busy_pid), "a HealthyBusy session was stopped"
+        assert _wait_dead(busy_pid, 8), "the session was not stopped once it went idle"
+        assert not _alive(kept_pid) or True  # reaped by now too; shutdown is checked below with a fresh one
+        last_pid = call("hello", _sid())["metadata"]["pid"]
+    finally:
+        emu.stop()
+    assert _wait_dead(last_pid, 5), "emulator shutdown left an agent running"
