@@ -54,7 +54,7 @@ class MemoryContext:
             lines.append("Facts about the user's work:")
             lines += [f"- {f}" for f in self.facts]
         if self.summaries:
-            lines.append("Summaries of the user's earlier sessions:")
+            lines.append("Summaries of this user's sessions:")
             lines += [f"- {s}" for s in self.summaries]
         lines.append("</memory_context>")
         return "\n".join(lines)

@@ -49,7 +49,7 @@ class Workspace:
     """One actor's session: a local directory and its prefixes in the output bucket."""
 
     def __init__(self, root: Path, actor_id: str, session_id: str, bucket: str | None, s3=None,
-                 region: str = "us-east-1"):
+                 region: str = "us-east-1", page_size: int = 1000):
         self.actor_id = check_id("actor_id", actor_id)
         self.session_id = check_id("session_id", session_id)
         self.root = Path(root).resolve()
@@ -60,6 +60,7 @@ class Workspace:
         self.bucket = bucket
         self.s3 = s3
         self.region = region
+        self.page_size = page_size
         self.session_prefix = f"sessions/{actor_id}/{session_id}/"
         self.path.mkdir(parents=True, exist_ok=True)
         self.manifest: dict[str, dict] = self._load_manifest()
@@ -119,7 +120,8 @@ class Workspace:
             return report
         objects: dict[str, dict] = {}
         paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.session_prefix):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.session_prefix,
+                                       PaginationConfig={"PageSize": self.page_size}):
             report.s3_calls += 1
             for obj in page.get("Contents", []):
                 objects[obj["Key"][len(self.session_prefix):]] = obj
