@@ -39,10 +39,10 @@ class SyncReport:
 
 def safe_relative(rel: str) -> PurePosixPath:
     """`rel` as a path that stays inside its base, or UnsafePath."""
-    path = PurePosixPath(rel)
-    if not rel or path.is_absolute() or any(part in ("", ".", "..") for part in path.parts) or "\\" in rel:
+    # Check the raw segments: PurePosixPath would quietly collapse "a//b" and "./a".
+    if not rel or rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in rel.split("/")):
         raise UnsafePath(f"{rel!r} would leave the session's workspace")
-    return path
+    return PurePosixPath(rel)
 
 
 class Workspace:

@@ -1,0 +1,78 @@
+"""The agent as the emulator's runtime starts it: `python -m uvicorn agent.app:app` in an unpacked container/."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+from .conftest import CONTAINER, agent_environment, sse_events
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def agent_process(emulator, agent_resources, tmp_path):
+    context = tmp_path / "context"
+    shutil.copytree(CONTAINER, context, ignore=shutil.ignore_patterns("__pycache__"))
+    port = free_port()
+    env = {**os.environ, **agent_environment(emulator, agent_resources, tmp_path)}
+    env.pop("ANTHROPIC_API_KEY", None)
+    log = open(tmp_path / "agent.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "agent.app:app", "--host", "127.0.0.1",
+                             "--port", str(port)], cwd=context, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, (tmp_path / "agent.log").read_text()
+        try:
+            httpx.get(f"{base}/ping", timeout=1)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "agent never answered /ping"
+            time.sleep(0.1)
+    yield base
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def test_a_real_agent_process_streams_progress_is_busy_meanwhile_and_ends_with_the_output(
+        agent_process, emulator, agent_resources):
+    base = agent_process
+    assert httpx.get(f"{base}/ping").json()["status"] == "Healthy"
+    lines, busy_seen = [], None
+    with httpx.stream("POST", f"{base}/invocations", timeout=120, headers={"Accept": "text/event-stream"},
+                      json={"input": {"prompt": "create hello.py that prints hello", "actor_id": "ivy",
+                                      "session_id": "process-1"}}) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            lines.append(line)
+            if busy_seen is None and line.startswith("data: "):
+                busy_seen = httpx.get(f"{base}/ping").json()["status"]
+    events = sse_events(lines)
+    assert busy_seen == "HealthyBusy"
+    assert events[-1][0] == "output"
+    output = events[-1][1]["output"]
+    assert output["success"] is True
+    assert [f["file_name"] for f in output["metadata"]["uploaded_files"]] == ["hello.py"]
+    assert httpx.get(f"{base}/ping").json()["status"] == "Healthy"
+    emulator.client("s3").head_object(Bucket=agent_resources["bucket"], Key="sessions/ivy/process-1/hello.py")
+
+    plain = httpx.post(f"{base}/invocations", timeout=120, json={"input": {
+        "prompt": "hi", "actor_id": "ivy", "session_id": "process-1"}})
+    assert "create hello.py that prints hello" in plain.json()["output"]["result"]
+    bad = httpx.post(f"{base}/invocations", content=b"nope", timeout=10)
+    assert bad.status_code == 400 and json.loads(bad.text)["field"] == "body"
