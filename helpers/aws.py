@@ -127,6 +127,13 @@ def stop_emulator(settings: Settings, timeout: float = 20.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
+            # Started by this process (the workshop runner, a test): reap it, or it lingers as a zombie
+            # that kill(pid, 0) still finds.
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True
+        except ChildProcessError:
+            pass  # another process's child: kill(pid, 0) below tells when it is gone
+        try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
