@@ -1,0 +1,137 @@
+"""helpers.memory against the emulator: one memory however it is called, tables a person can read."""
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from helpers import aws, config, memory
+from helpers.errors import MemoryServiceError
+
+TURNS = [
+    ("USER", "I work at Acme on the payments service. Our stack is Python and Postgres."),
+    ("ASSISTANT", "I created payments/api.py with a health check."),
+    ("USER", "I prefer pytest over unittest. Never commit directly to main."),
+    ("ASSISTANT", "Understood."),
+]
+
+
+@pytest.fixture
+def settings(local_env, monkeypatch):
+    """Settings with a memory name and SSM parameter of this test's own."""
+    suffix = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("WORKSHOP_MEMORY_NAME", f"HelperTest_{suffix}")
+    monkeypatch.setenv("WORKSHOP_MEMORY_ID_PARAMETER", f"/workshop-tests/{suffix}/memory-id")
+    return config.load()
+
+
+def _memories_named(settings):
+    control = aws.client("bedrock-agentcore-control", settings)
+    every = control.get_paginator("list_memories").paginate().build_full_result()["memories"]
+    return [m for m in every if m["id"].rsplit("-", 1)[0] == settings.memory_name and m["status"] != "DELETING"]
+
+
+def _ssm_value(settings):
+    return aws.client("ssm", settings).get_parameter(Name=settings.memory_id_parameter)["Parameter"]["Value"]
+
+
+def test_memory_is_created_once_by_16_concurrent_callers(settings):
+    results, errors = [], []
+
+    def call():
+        try:
+            results.append(memory.get_or_create_memory(settings, progress=False)["id"])
+        except Exception as exc:  # collected and asserted in the test's own thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(set(results)) == 1
+    assert [m["id"] for m in _memories_named(settings)] == [results[0]]
+    assert _ssm_value(settings) == results[0]
+
+
+def test_get_or_create_memory_is_safe_to_repeat_and_has_the_seed_strategies(settings):
+    first = memory.get_or_create_memory(settings, progress=False)
+    again = memory.get_or_create_memory(settings, progress=False)
+    assert first["id"] == again["id"] and again["status"] == "ACTIVE"
+    assert len(_memories_named(settings)) == 1
+    namespaces = {s["kind"]: s["namespace"] for s in memory.memory_info(settings)["strategies"]}
+    assert namespaces == {"facts": "coding/user/{actorId}/facts", "summaries": "coding/user/{actorId}/{sessionId}",
+                          "preferences": "coding/user/{actorId}/preferences"}
+    assert list(memory.strategies_df(settings)["kind"]) == ["facts", "summaries", "preferences"]
+
+
+def test_an_ssm_id_of_a_deleted_memory_is_repaired_not_trusted(settings):
+    aws.client("ssm", settings).put_parameter(Name=settings.memory_id_parameter, Value="Gone-abcdeFGH12",
+                                              Type="String", Overwrite=True)
+    created = memory.get_or_create_memory(settings, progress=False)
+    assert created["id"] != "Gone-abcdeFGH12" and _ssm_value(settings) == created["id"]
+    assert memory.delete_memory(settings) == created["id"]
+    replaced = memory.get_or_create_memory(settings, progress=False)
+    assert replaced["id"] != created["id"] and replaced["status"] == "ACTIVE"
+    assert _ssm_value(settings) == replaced["id"]
+
+
+def test_memory_id_without_the_parameter_is_a_clear_error(settings):
+    with pytest.raises(MemoryServiceError) as err:
+        memory.memory_id(settings)
+    assert settings.memory_id_parameter in str(err.value) and "02_create_memory" in str(err.value)
+
+
+def test_delete_memory_is_safe_to_repeat(settings):
+    created = memory.get_or_create_memory(settings, progress=False)
+    assert memory.delete_memory(settings) == created["id"]
+    # Still DELETING (or gone): deleting again finds nothing left to delete, and does not fail.
+    assert memory.delete_memory(settings) in (None, created["id"])
+
+
+def test_events_df_shows_turns_oldest_first(settings):
+    memory.get_or_create_memory(settings, progress=False)
+    df = memory.ensure_conversation(settings, "ana", "session-1", TURNS)
+    assert list(df.columns) == ["time", "role", "text", "event_id"]
+    assert list(df["role"]) == ["USER", "ASSISTANT", "USER", "ASSISTANT"]
+    assert df["text"].iloc[0].startswith("I work at Acme")
+    # Already there: not written twice.
+    assert len(memory.ensure_conversation(settings, "ana", "session-1", TURNS)) == 4
+
+
+def test_sessions_df_lists_each_session_with_its_event_count(settings):
+    memory.get_or_create_memory(settings, progress=False)
+    memory.add_turns(settings, "bo", "first", TURNS[:2])
+    memory.add_turns(settings, "bo", "second", TURNS)
+    df = memory.sessions_df(settings, "bo")
+    assert list(df.columns) == ["session_id", "started", "last_event", "events"]
+    assert list(df["session_id"]) == ["first", "second"] and list(df["events"]) == [2, 4]
+
+
+def test_records_df_shows_each_kind_and_ranks_a_query(settings):
+    memory.get_or_create_memory(settings, progress=False)
+    memory.add_turns(settings, "cy", "s1", TURNS)
+    counts = memory.wait_for_records(settings, "cy", "s1", progress=False)
+    assert all(n >= 1 for n in counts.values())
+    facts = memory.records_df(settings, "cy", "facts")
+    assert list(facts.columns) == ["time", "text", "namespace", "record_id"]
+    assert "The user works at Acme on the payments service." in list(facts["text"])
+    assert set(facts["namespace"]) == {"coding/user/cy/facts"}
+    prefs = memory.records_df(settings, "cy", "preferences")
+    assert any("pytest" in t for t in prefs["text"])
+    summaries = memory.records_df(settings, "cy", "summaries")
+    assert list(summaries["namespace"]) == ["coding/user/cy/s1"]
+    assert len(memory.records_df(settings, "cy", "summaries", session_id="s1")) == 1
+    ranked = memory.records_df(settings, "cy", "facts", query="Which database does the user run?")
+    assert list(ranked.columns)[:2] == ["score", "text"]
+    assert "Postgres" in ranked["text"].iloc[0]
+    assert list(ranked["score"]) == sorted(ranked["score"], reverse=True)
+
+
+def test_records_df_rejects_an_unknown_kind(settings):
+    memory.get_or_create_memory(settings, progress=False)
+    with pytest.raises(MemoryServiceError) as err:
+        memory.records_df(settings, "cy", "opinions")
+    assert "facts" in str(err.value)
