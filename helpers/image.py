@@ -48,6 +48,8 @@ LOCAL_BUILD = "local-context"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 # 1980-01-01: the earliest time a zip can hold, used for every entry of both archive kinds.
 FIXED_MTIME = 315532800
+# How often a running CodeBuild build is looked at (its log is shown each time).
+CODEBUILD_POLL_SECONDS = 5.0
 # Never part of a build context, whatever .dockerignore says.
 ALWAYS_IGNORED = ("__pycache__", "*.pyc", ".git", ".venv", ".pytest_cache", ".ipynb_checkpoints", ".DS_Store",
                   "node_modules")
@@ -277,6 +279,17 @@ def _image_digest(ecr, repo: str, tag: str) -> str | None:
     return images[0]["imageDigest"] if images else None
 
 
+def _manifest(ecr, repo: str, tag: str) -> str | None:
+    """The manifest `tag` names, as stored (compared as text: registries differ in how they digest)."""
+    try:
+        images = ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": tag}],
+                                     acceptedMediaTypes=[OCI_MANIFEST])["images"]
+    except ClientError as exc:
+        raise ImageBuildError(f"Could not read image {repo}:{tag} from ECR: {exc}",
+                              hint="Is the stack deployed (notebook 01)?") from exc
+    return images[0]["imageManifest"] if images else None
+
+
 # -- local -------------------------------------------------------------------------------------
 def _build_local(settings: Settings, context_dir: Path, repository_uri: str, bucket: str, app: str) -> ImageBuild:
     context = pack_context(context_dir, "tar.gz")
@@ -294,11 +307,10 @@ def _build_local(settings: Settings, context_dir: Path, repository_uri: str, buc
         s3.put_object(Bucket=bucket, Key=key, Body=context.data, ContentType="application/gzip")
         uploaded = True
     manifest = local_manifest(context, location, app)
-    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     repo = repository_name(repository_uri)
     pushed = False
     for tag in (context.tag, "latest"):
-        if _image_digest(ecr, repo, tag) == manifest_digest:
+        if _manifest(ecr, repo, tag) == manifest.decode():
             continue  # this tag already names exactly this manifest: nothing to push
         try:
             ecr.put_image(repositoryName=repo, imageManifest=manifest.decode(), imageManifestMediaType=OCI_MANIFEST,
@@ -356,7 +368,7 @@ def _build_codebuild(settings: Settings, context_dir: Path, repository_uri: str,
                                           f"{b.get('currentPhase')}.",
                                           hint="Read its log above (or in CloudWatch Logs), fix, and build again.")),
         describe=lambda b: f"{b['buildStatus']} ({b.get('currentPhase', '?')})",
-        timeout=timeout, interval=5.0, max_interval=10.0, progress=progress)
+        timeout=timeout, interval=CODEBUILD_POLL_SECONDS, max_interval=10.0, progress=progress)
     tail.show(final.get("logs") or {})
     digest = _image_digest(ecr, repo, context.tag)
     return ImageBuild(f"{repository_uri}:{context.tag}", digest, "codebuild", "", context.digest, True, 0.0,

@@ -228,7 +228,10 @@ class Supervisor:
             proc = self._procs.get((runtime_id, session_id))
         if proc is None:
             return False
-        self._stop(proc, "StopRuntimeSession was called")
+        with self._lock:
+            if self._procs.get(proc.key) is proc:
+                del self._procs[proc.key]  # gone for callers now; the process itself ends in the background
+        threading.Thread(target=self._stop, args=(proc, "StopRuntimeSession was called"), daemon=True).start()
         return True
 
     def stop_runtime(self, runtime_id: str) -> None:

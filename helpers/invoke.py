@@ -1,0 +1,229 @@
+"""Invoke the agent on its runtime with an actor and a session, streaming its progress as it works.
+
+An invocation that may have started is never retried automatically: the agent might already be
+writing files and memory events, so a retry could do the task twice (the seed's client did).
+The read timeout is longer than both the agent's own run timeout and AWS's 15-minute limit.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from typing import Iterator
+
+import urllib3
+from botocore.config import Config
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from . import aws, waiters
+from .config import Settings
+from .errors import InvocationError, aws_error_code
+
+# Longer than AGENT_RUN_TIMEOUT_SECONDS (helpers.runtime) and than AWS's own 15 minutes per call.
+READ_TIMEOUT = 15 * 60 + 60
+INVOKE_CONFIG = Config(read_timeout=READ_TIMEOUT, connect_timeout=10,
+                       retries={"total_max_attempts": 1, "mode": "standard"})
+_SAFE = re.compile(r"[^A-Za-z0-9]+")
+
+
+def runtime_session_id(actor_id: str, session_id: str) -> str:
+    """The runtime session id for this actor and session: deterministic, 33-100 characters, [A-Za-z0-9-].
+
+    Readable parts first (so it can be recognised in logs), then a hash of the exact pair, so two
+    pairs that read alike still get different ids.
+    """
+    for name, value in (("actor_id", actor_id), ("session_id", session_id)):
+        if not isinstance(value, str) or not value.strip():
+            raise InvocationError(f"{name} must be a non-empty string, got {value!r}.",
+                                  hint="Pass the ids explicitly, e.g. actor_id='alice', session_id='project-1'.")
+    digest = hashlib.sha256(f"{actor_id}\0{session_id}".encode()).hexdigest()[:32]
+    actor = _SAFE.sub("-", actor_id).strip("-")[:24] or "actor"
+    session = _SAFE.sub("-", session_id).strip("-")[:24] or "session"
+    return f"{actor}-{session}-{digest}"
+
+
+class AgentOutput(dict):
+    """The agent's `output` document, with the stream's events and timings beside it."""
+
+    def __init__(self, output: dict, *, events: list[dict], runtime_session_id: str, seconds: float,
+                 first_event_seconds: float | None):
+        super().__init__(output)
+        self.events = events
+        self.runtime_session_id = runtime_session_id
+        self.seconds = seconds
+        self.first_event_seconds = first_event_seconds
+
+    @property
+    def result(self) -> str:
+        return self.get("result") or ""
+
+    def _repr_markdown_(self) -> str:
+        meta = self.get("metadata") or {}
+        files = ", ".join(f.get("file_name", "?") for f in meta.get("uploaded_files") or []) or "none"
+        state = "succeeded" if self.get("success") else "**failed**"
+        return (f"{self.result}\n\n---\n*{state} in {self.seconds:.1f}s; actor `{self.get('actor_id')}`, session "
+                f"`{self.get('session_id')}`; turns {meta.get('num_turns')}; memory "
+                f"{'on' if meta.get('memory_enabled') else 'off'}; files uploaded: {files}*")
+
+
+def iter_sse(stream) -> Iterator[tuple[str, str]]:
+    """(event, data) pairs of a server-sent event stream, each as soon as its bytes arrive.
+
+    Reads whatever the connection has (read1), not fixed 1 KB blocks as iter_lines does, so a
+    short progress event is seen when it is sent rather than when later ones fill the buffer.
+    """
+    raw = getattr(stream, "_raw_stream", stream)
+    read = getattr(raw, "read1", None) or (lambda n: raw.read(1))
+    buffer = b""
+    while True:
+        chunk = read(65536)
+        if not chunk:
+            break
+        buffer += chunk.replace(b"\r\n", b"\n")
+        while b"\n\n" in buffer:
+            block, buffer = buffer.split(b"\n\n", 1)
+            parsed = _parse_block(block.decode("utf-8", errors="replace"))
+            if parsed:
+                yield parsed
+    if buffer.strip():
+        parsed = _parse_block(buffer.decode("utf-8", errors="replace"))
+        if parsed:
+            yield parsed
+
+
+def _parse_block(block: str) -> tuple[str, str] | None:
+    event, data = "message", []
+    for line in block.split("\n"):
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+    return (event, "\n".join(data)) if data else None
+
+
+def describe_event(event: str, doc: dict) -> str:
+    """A few words about one progress event, for the progress line."""
+    kind = doc.get("type", event)
+    if kind == "tool_use":
+        return f"{doc.get('tool')} {doc.get('target') or ''}".strip()
+    if kind == "tool_result":
+        return f"{doc.get('tool')} done"
+    if kind == "text":
+        text = " ".join(str(doc.get("text", "")).split())
+        return text[:80] + ("..." if len(text) > 80 else "")
+    if kind == "files_restored":
+        return f"restored {len(doc.get('files') or [])} file(s) of this session"
+    if kind == "memory":
+        return (f"memory: {doc.get('turns', 0)} turns, {doc.get('facts', 0)} facts, "
+                f"{doc.get('preferences', 0)} preferences, {doc.get('summaries', 0)} summaries")
+    if kind == "file_uploaded":
+        return f"uploaded {doc.get('file_name')}"
+    return doc.get("message") or kind
+
+
+def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, stream: bool = True,
+           runtime_arn: str | None = None, progress: bool = True, extra_input: dict | None = None) -> AgentOutput:
+    """Ask the agent to do `prompt` as `actor_id` in `session_id`; its output once it has finished."""
+    if runtime_arn is None:
+        from . import runtime
+
+        runtime_arn = runtime.runtime_arn(settings)
+    rsid = runtime_session_id(actor_id, session_id)
+    payload = {"input": {"prompt": prompt, "actor_id": actor_id, "session_id": session_id, **(extra_input or {})}}
+    client = aws.client("bedrock-agentcore", settings, config=INVOKE_CONFIG)
+    bar = waiters.Progress(f"Agent ({actor_id}/{session_id})", enabled=progress)
+    started = time.monotonic()
+    try:
+        answer = client.invoke_agent_runtime(
+            agentRuntimeArn=runtime_arn, runtimeSessionId=rsid, payload=json.dumps(payload).encode(),
+            contentType="application/json", accept="text/event-stream" if stream else "application/json")
+    except ClientError as exc:
+        raise _invocation_error(exc, rsid) from exc
+    except ReadTimeoutError as exc:
+        raise InvocationError(f"No answer from runtime session {rsid} within {READ_TIMEOUT}s.",
+                              hint="It may still be working; it is not retried. Check the runtime's logs.") from exc
+    events: list[dict] = []
+    body = answer["response"]
+    try:
+        output, first_event = _read_answer(answer, body, events, bar, started, rsid)
+    except (ReadTimeoutError, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise InvocationError(f"The connection to runtime session {rsid} broke while the agent answered: {exc}",
+                              hint="It is not retried (the task may have run). Check the runtime's logs, "
+                                   "then invoke again if need be.") from exc
+    seconds = time.monotonic() - started
+    if output is None:
+        raise InvocationError(f"The agent's answer in runtime session {rsid} ended without an output.",
+                              hint="See the runtime's CloudWatch logs (notebook 08).")
+    bar.update(f"{'done' if output.get('success') else 'finished with a failure'} in {seconds:.1f}s")
+    return AgentOutput(output, events=events, runtime_session_id=rsid, seconds=seconds,
+                       first_event_seconds=first_event)
+
+
+def _read_answer(answer: dict, body, events: list, bar, started: float, rsid: str):
+    output = first_event = None
+    if answer.get("contentType", "").startswith("text/event-stream"):
+        for event, data in iter_sse(body):
+            if first_event is None:
+                first_event = time.monotonic() - started
+            try:
+                doc = json.loads(data)
+            except ValueError:
+                doc = {"type": event, "message": data}
+            if not isinstance(doc, dict):
+                doc = {"type": event, "message": str(doc)}
+            doc.setdefault("type", event)
+            events.append(doc)
+            if event == "error":
+                raise InvocationError(f"The agent failed in runtime session {rsid}: "
+                                      f"{doc.get('message') or doc.get('details') or doc.get('error')}",
+                                      hint="See the runtime's CloudWatch logs (notebook 08); "
+                                           "the next invocation starts a fresh agent.")
+            if "output" in doc:
+                output = doc["output"]
+                continue
+            bar.update(f"{describe_event(event, doc)} ({time.monotonic() - started:.0f}s)")
+    else:
+        raw = body.read()
+        first_event = time.monotonic() - started
+        try:
+            output = json.loads(raw).get("output")
+        except (ValueError, AttributeError):
+            raise InvocationError(f"The agent's answer is not the JSON it promises: {raw[:200]!r}") from None
+    return output, first_event
+
+
+def _invocation_error(exc: ClientError, rsid: str) -> InvocationError:
+    code = aws_error_code(exc)
+    message = exc.response.get("Error", {}).get("Message", str(exc))
+    hints = {
+        "RuntimeClientError": "The agent failed; see the runtime's CloudWatch logs (notebook 08). "
+                              "Nothing was retried; invoking again starts a fresh agent for the session.",
+        "ResourceNotFoundException": "Create the runtime first (notebook 04_create_runtime).",
+        "RetryableConflictException": "The runtime is still changing; wait until it is READY and invoke again.",
+        "ValidationException": "Check the prompt and ids.",
+        "AccessDeniedException": "Your credentials may not call bedrock-agentcore:InvokeAgentRuntime.",
+    }
+    return InvocationError(f"InvokeAgentRuntime failed for runtime session {rsid} ({code}): {message}",
+                           hint=hints.get(code, "Nothing was retried automatically."))
+
+
+def stop_session(settings: Settings, actor_id: str, session_id: str, runtime_arn: str | None = None) -> bool:
+    """Stop the session's agent now (AgentCore would after its idle timeout); False if none was running."""
+    if runtime_arn is None:
+        from . import runtime
+
+        runtime_arn = runtime.runtime_arn(settings)
+    client = aws.client("bedrock-agentcore", settings, config=INVOKE_CONFIG)
+    try:
+        client.stop_runtime_session(agentRuntimeArn=runtime_arn,
+                                    runtimeSessionId=runtime_session_id(actor_id, session_id))
+    except ClientError as exc:
+        if aws_error_code(exc) == "ResourceNotFoundException":
+            return False
+        raise InvocationError(f"Could not stop the session: {exc}") from exc
+    return True

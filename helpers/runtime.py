@@ -1,0 +1,243 @@
+"""The AgentCore Runtime that runs the agent image: create it once, update it to a new image, read it, delete it.
+
+The runtime is found by name (settings.runtime_name) every time, so any notebook can pick it up
+after a kernel restart; `.workshop/deployment.json` records the latest deployment for the
+command line and for people, as the seed's deploy script did, but nothing depends on it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass
+
+from botocore.exceptions import ClientError
+
+from . import aws, waiters
+from .config import Settings
+from .errors import AgentRuntimeError, aws_error_code
+
+# The agent's settings (container/agent/settings.py reads them); the runtime passes them in.
+AGENT_RUN_TIMEOUT_SECONDS = 600
+SETTLED = {"READY", "CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED"}
+
+
+@dataclass
+class RuntimeDeployment:
+    """What get_or_create_runtime did; shows itself as a short summary."""
+
+    action: str  # created | updated | unchanged
+    agent_runtime_arn: str
+    agent_runtime_id: str
+    agent_runtime_name: str
+    agent_runtime_version: str
+    status: str
+    image_uri: str
+    role_arn: str
+    region: str
+    target: str
+    environment: dict
+    deployed_at: str
+
+    def _repr_markdown_(self) -> str:
+        return (f"Runtime **{self.agent_runtime_name}** {self.action}: version {self.agent_runtime_version}, "
+                f"**{self.status}**  \n`{self.agent_runtime_arn}`  \nimage `{self.image_uri}`")
+
+
+def _control(settings: Settings):
+    return aws.client("bedrock-agentcore-control", settings)
+
+
+def agent_environment(settings: Settings, bucket: str) -> dict[str, str]:
+    """The environment the agent runs with: where its files go, where its memory id is, which model."""
+    return {
+        "OUTPUT_BUCKET_NAME": bucket,
+        "MEMORY_ID_PARAMETER": settings.memory_id_parameter,
+        "MEMORY_MAX_TURNS": "3",
+        "AWS_REGION": settings.region,
+        "CLAUDE_CODE_USE_BEDROCK": "1",
+        "ANTHROPIC_MODEL": settings.model_id,
+        "CLAUDE_CODE_MAX_OUTPUT_TOKENS": "4096",
+        "MAX_THINKING_TOKENS": "1024",
+        "AGENT_RUN_TIMEOUT_SECONDS": str(AGENT_RUN_TIMEOUT_SECONDS),
+    }
+
+
+def find_runtime(settings: Settings) -> dict | None:
+    """The runtime named settings.runtime_name (GetAgentRuntime's answer), or None."""
+    control = _control(settings)
+    token = None
+    while True:
+        page = control.list_agent_runtimes(**({"nextToken": token} if token else {}))
+        for item in page["agentRuntimes"]:
+            if item["agentRuntimeName"] == settings.runtime_name:
+                try:
+                    return control.get_agent_runtime(agentRuntimeId=item["agentRuntimeId"])
+                except ClientError as exc:
+                    if aws_error_code(exc) == "ResourceNotFoundException":
+                        return None  # deleted between the list and the get
+                    raise
+        token = page.get("nextToken")
+        if not token:
+            return None
+
+
+def _require(settings: Settings) -> dict:
+    found = find_runtime(settings)
+    if found is None:
+        raise AgentRuntimeError(f"No AgentCore runtime named {settings.runtime_name} in {settings.region}.",
+                                hint="Create it first (notebook 04_create_runtime).")
+    return found
+
+
+def runtime_arn(settings: Settings) -> str:
+    return _require(settings)["agentRuntimeArn"]
+
+
+def wait_for_runtime_ready(settings: Settings, runtime_id: str, *, timeout: float = 900.0,
+                           progress: bool = True) -> dict:
+    control = _control(settings)
+
+    def failed(state: dict) -> str | None:
+        if state["status"] in ("CREATE_FAILED", "UPDATE_FAILED"):
+            return (f"Runtime {runtime_id} is {state['status']}: {state.get('failureReason') or 'no reason given'}. "
+                    "Fix the cause, then run this cell again (a failed create needs delete_runtime first).")
+        return None
+
+    return waiters.wait_for(f"runtime {settings.runtime_name}", lambda: control.get_agent_runtime(agentRuntimeId=runtime_id),
+                            done=lambda s: s["status"] == "READY", failed=failed,
+                            describe=lambda s: f"{s['status']} (version {s['agentRuntimeVersion']})",
+                            timeout=timeout, interval=1.0, max_interval=10.0, progress=progress)
+
+
+def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str | None = None,
+                          bucket: str | None = None, environment: dict | None = None, timeout: float = 900.0,
+                          progress: bool = True) -> RuntimeDeployment:
+    """Create the runtime, or update it to this image and environment; wait until READY. Safe to repeat."""
+    if role_arn is None or bucket is None:
+        from . import stack
+
+        outputs = stack.stack_outputs(settings)
+        role_arn = role_arn or outputs["ExecutionRoleArn"]
+        bucket = bucket or outputs["BucketName"]
+    env = {**agent_environment(settings, bucket), **(environment or {})}
+    request = {
+        "agentRuntimeArtifact": {"containerConfiguration": {"containerUri": image_uri}},
+        "roleArn": role_arn,
+        "networkConfiguration": {"networkMode": "PUBLIC"},
+        "protocolConfiguration": {"serverProtocol": "HTTP"},
+        "environmentVariables": env,
+        "description": "Claude Code agent with AgentCore Memory (workshop)",
+    }
+    control = _control(settings)
+    current = find_runtime(settings)
+    try:
+        if current is None:
+            created = control.create_agent_runtime(agentRuntimeName=settings.runtime_name, **request)
+            runtime_id, action = created["agentRuntimeId"], "created"
+        else:
+            runtime_id = current["agentRuntimeId"]
+            if current["status"] == "CREATE_FAILED":
+                raise AgentRuntimeError(
+                    f"Runtime {runtime_id} is CREATE_FAILED: {current.get('failureReason') or 'no reason given'}.",
+                    hint="Delete it (runtime.delete_runtime(settings)) and run this cell again.")
+            if current["status"] not in ("READY", "UPDATE_FAILED"):
+                current = wait_for_runtime_ready(settings, runtime_id, timeout=timeout, progress=progress)
+            if _same(current, request):
+                action = "unchanged"
+            else:
+                control.update_agent_runtime(agentRuntimeId=runtime_id, **request)
+                action = "updated"
+    except ClientError as exc:
+        raise AgentRuntimeError(f"Could not create or update runtime {settings.runtime_name}: "
+                                f"{exc.response['Error'].get('Message', exc)}",
+                                hint="Check the image URI and the role ARN, then run this cell again.") from exc
+    ready = wait_for_runtime_ready(settings, runtime_id, timeout=timeout, progress=progress)
+    deployment = RuntimeDeployment(
+        action=action, agent_runtime_arn=ready["agentRuntimeArn"], agent_runtime_id=runtime_id,
+        agent_runtime_name=settings.runtime_name, agent_runtime_version=ready["agentRuntimeVersion"],
+        status=ready["status"], image_uri=image_uri, role_arn=role_arn, region=settings.region,
+        target=settings.target, environment=env,
+        deployed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    write_deployment(settings, deployment)
+    return deployment
+
+
+def _same(current: dict, request: dict) -> bool:
+    uri = ((current.get("agentRuntimeArtifact") or {}).get("containerConfiguration") or {}).get("containerUri")
+    return (uri == request["agentRuntimeArtifact"]["containerConfiguration"]["containerUri"]
+            and current.get("roleArn") == request["roleArn"]
+            and (current.get("environmentVariables") or {}) == request["environmentVariables"])
+
+
+def write_deployment(settings: Settings, deployment: RuntimeDeployment) -> None:
+    path = settings.state_dir / "deployment.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(deployment), indent=2) + "\n")
+    tmp.replace(path)
+
+
+def read_deployment(settings: Settings) -> dict | None:
+    """The last deployment this checkout made (deployment.json), or None."""
+    path = settings.state_dir / "deployment.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def runtime_info_df(settings: Settings):
+    """The runtime as a two-column table (field, value), read from the service."""
+    import pandas as pd
+
+    info = _require(settings)
+    control = _control(settings)
+    default = control.get_agent_runtime_endpoint(agentRuntimeId=info["agentRuntimeId"], endpointName="DEFAULT")
+    artifact = (info.get("agentRuntimeArtifact") or {}).get("containerConfiguration") or {}
+    lifecycle = info.get("lifecycleConfiguration") or {}
+    rows = [
+        ("name", info["agentRuntimeName"]),
+        ("id", info["agentRuntimeId"]),
+        ("arn", info["agentRuntimeArn"]),
+        ("status", info["status"]),
+        ("version", info["agentRuntimeVersion"]),
+        ("DEFAULT endpoint serves version", default.get("liveVersion")),
+        ("image", artifact.get("containerUri")),
+        ("role", info.get("roleArn")),
+        ("network", (info.get("networkConfiguration") or {}).get("networkMode")),
+        ("idle session timeout (s)", lifecycle.get("idleRuntimeSessionTimeout")),
+        ("max session lifetime (s)", lifecycle.get("maxLifetime")),
+        ("created", info.get("createdAt")),
+        ("last updated", info.get("lastUpdatedAt")),
+        ("log group", f"/aws/bedrock-agentcore/runtimes/{info['agentRuntimeId']}-DEFAULT"),
+    ]
+    rows += [(f"env {k}", v) for k, v in sorted((info.get("environmentVariables") or {}).items())]
+    return pd.DataFrame(rows, columns=["field", "value"])
+
+
+def delete_runtime(settings: Settings, *, timeout: float = 600.0, progress: bool = True) -> str:
+    """Delete the runtime and wait until it is gone: "deleted", or "already gone" (also success)."""
+    found = find_runtime(settings)
+    if found is None:
+        return "already gone"
+    runtime_id = found["agentRuntimeId"]
+    control = _control(settings)
+    try:
+        control.delete_agent_runtime(agentRuntimeId=runtime_id)
+    except ClientError as exc:
+        if aws_error_code(exc) == "ResourceNotFoundException":
+            return "already gone"
+        raise AgentRuntimeError(f"Could not delete runtime {runtime_id}: {exc}") from exc
+
+    def probe() -> str:
+        try:
+            return control.get_agent_runtime(agentRuntimeId=runtime_id)["status"]
+        except ClientError as exc:
+            if aws_error_code(exc) == "ResourceNotFoundException":
+                return "GONE"
+            raise
+
+    waiters.wait_for(f"runtime {runtime_id} to be deleted", probe, done=lambda s: s == "GONE",
+                     failed=lambda s: f"Runtime {runtime_id} is DELETE_FAILED." if s == "DELETE_FAILED" else None,
+                     timeout=timeout, progress=progress)
+    return "deleted"

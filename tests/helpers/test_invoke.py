@@ -1,0 +1,124 @@
+"""helpers.invoke: session ids AWS accepts, streamed progress, never a second attempt, errors that say what to do."""
+from __future__ import annotations
+
+import http.server
+import re
+import threading
+import uuid
+
+import pytest
+
+from helpers import config, image, invoke, runtime
+from helpers.errors import InvocationError
+from tests.emulator.fixtures.runtime import FAKE_AGENT_DIR, ROLE_ARN
+
+
+def test_runtime_session_ids_are_deterministic_valid_and_distinct():
+    rsid = invoke.runtime_session_id("alice", "project-1")
+    assert rsid == invoke.runtime_session_id("alice", "project-1")
+    assert 33 <= len(rsid) <= 100 and re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9-_]*", rsid)
+    assert rsid.startswith("alice-project-1-")
+    # Pairs that read alike, or that swap parts, still differ.
+    ids = {invoke.runtime_session_id(a, s) for a, s in
+           [("alice", "project-1"), ("bob", "project-1"), ("alice", "project 1"), ("project-1", "alice"),
+            ("a" * 300, "s" * 300), ("a" * 300, "s" * 299)]}
+    assert len(ids) == 6 and all(33 <= len(i) <= 100 for i in ids)
+    with pytest.raises(InvocationError, match="actor_id"):
+        invoke.runtime_session_id("", "x")
+
+
+def test_the_invoke_client_makes_one_attempt_and_outwaits_the_agent():
+    cfg = invoke.INVOKE_CONFIG
+    assert cfg.retries["total_max_attempts"] == 1
+    assert cfg.read_timeout > runtime.AGENT_RUN_TIMEOUT_SECONDS and cfg.read_timeout > 15 * 60
+
+
+def test_an_invocation_that_fails_with_a_server_error_is_sent_only_once(monkeypatch, tmp_path):
+    hits = []
+
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            hits.append(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b'{"message": "boom"}'
+            self.send_response(500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("x-amzn-ErrorType", "InternalServerException")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        settings = config.load(target="local", state_dir=tmp_path).with_(endpoint_url=endpoint)
+        monkeypatch.setattr(invoke.aws, "ensure_emulator", lambda settings: {})
+        arn = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/x_rt-abcdefghij"
+        with pytest.raises(InvocationError, match="InternalServerException"):
+            invoke.invoke(settings, "do it", "alice", "s1", runtime_arn=arn, progress=False)
+    finally:
+        server.shutdown()
+    assert len(hits) == 1
+
+
+@pytest.fixture(scope="module")
+def deployed(emulator, tmp_path_factory):
+    """The fake agent deployed on a runtime of its own, through the helpers."""
+    import os
+
+    tag = uuid.uuid4().hex[:8]
+    saved = {k: os.environ.get(k) for k in ("WORKSHOP_TARGET", "AWS_ENDPOINT_URL", "WORKSHOP_STATE_DIR")}
+    os.environ.update(WORKSHOP_TARGET="local", AWS_ENDPOINT_URL=emulator.endpoint,
+                      WORKSHOP_STATE_DIR=str(tmp_path_factory.mktemp("invoke-state")))
+    try:
+        settings = config.load(runtime_name=f"invoke_rt_{tag}")
+        emulator.client("s3").create_bucket(Bucket=f"inv-{tag}")
+        repo = emulator.client("ecr").create_repository(repositoryName=f"inv-{tag}")["repository"]["repositoryUri"]
+        uri = image.build_and_push(settings, "local", context_dir=FAKE_AGENT_DIR, repository_uri=repo,
+                                   bucket=f"inv-{tag}").image_uri
+        runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=f"inv-{tag}", progress=False)
+        yield settings
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_invoke_streams_progress_and_returns_the_output(deployed, capsys):
+    out = invoke.invoke(deployed, "hello there", "alice", f"s-{uuid.uuid4().hex[:6]}")
+    assert out["result"] == "echo: hello there" and out.result == "echo: hello there"
+    assert [e["type"] for e in out.events] == ["progress", "progress", "progress", "output"]
+    assert 0 < out.first_event_seconds < out.seconds
+    assert "Agent (alice/" in capsys.readouterr().err  # the progress line, outside a notebook
+    assert out.runtime_session_id == invoke.runtime_session_id("alice", out["session_id"])
+
+
+def test_the_same_session_continues_and_another_actor_gets_its_own(deployed):
+    session = f"s-{uuid.uuid4().hex[:6]}"
+    first = invoke.invoke(deployed, "one", "alice", session, progress=False)
+    second = invoke.invoke(deployed, "two", "alice", session, stream=False, progress=False)
+    other = invoke.invoke(deployed, "three", "bob", session, progress=False)
+    assert first["metadata"]["pid"] == second["metadata"]["pid"] != other["metadata"]["pid"]
+    assert (second["metadata"]["num_turns"], other["metadata"]["num_turns"]) == (2, 1)
+
+
+def test_an_agent_failure_is_an_invocation_error_naming_the_session(deployed):
+    with pytest.raises(InvocationError, match="RuntimeClientError") as err:
+        invoke.invoke(deployed, "fail", "alice", "failing", progress=False)
+    assert invoke.runtime_session_id("alice", "failing") in str(err.value)
+    with pytest.raises(InvocationError, match="died mid-stream"):
+        invoke.invoke(deployed, "die mid-stream", "alice", "dying", progress=False)
+
+
+def test_stop_session_ends_the_agent_and_the_next_call_starts_afresh(deployed):
+    session = f"s-{uuid.uuid4().hex[:6]}"
+    invoke.invoke(deployed, "one", "alice", session, progress=False)
+    assert invoke.stop_session(deployed, "alice", session) is True
+    assert invoke.invoke(deployed, "two", "alice", session, progress=False)["metadata"]["num_turns"] == 1
+    assert invoke.stop_session(deployed, "nobody", session) is False

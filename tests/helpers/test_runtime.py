@@ -1,0 +1,84 @@
+"""helpers.runtime against the emulator: created once, updated to a new image, described, deleted safely."""
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+
+import pytest
+
+from helpers import config, image, runtime
+from helpers.errors import AgentRuntimeError
+from tests.emulator.fixtures.runtime import FAKE_AGENT_DIR, ROLE_ARN
+
+
+@pytest.fixture
+def target(local_env):
+    """Settings with a runtime name of its own, and a bucket and repository to build into."""
+    tag = uuid.uuid4().hex[:8]
+    settings = config.load(runtime_name=f"helper_rt_{tag}")
+    local_env.client("s3").create_bucket(Bucket=f"rt-{tag}")
+    repo_uri = local_env.client("ecr").create_repository(repositoryName=f"rt-{tag}")["repository"]["repositoryUri"]
+    return settings, f"rt-{tag}", repo_uri
+
+
+def _build(settings, bucket, repo_uri, context_dir=FAKE_AGENT_DIR):
+    return image.build_and_push(settings, "local", context_dir=context_dir, repository_uri=repo_uri, bucket=bucket)
+
+
+def test_runtime_is_created_once_and_repeating_changes_nothing(target):
+    settings, bucket, repo_uri = target
+    uri = _build(settings, bucket, repo_uri).image_uri
+    first = runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
+    again = runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
+    assert (first.action, again.action) == ("created", "unchanged")
+    assert first.agent_runtime_arn == again.agent_runtime_arn and again.status == "READY"
+    assert again.agent_runtime_version == "1"
+    saved = json.loads((settings.state_dir / "deployment.json").read_text())
+    assert saved["agent_runtime_arn"] == first.agent_runtime_arn and saved["image_uri"] == uri
+    assert saved["environment"]["OUTPUT_BUCKET_NAME"] == bucket
+    assert saved["environment"]["MEMORY_ID_PARAMETER"] == settings.memory_id_parameter
+
+
+def test_a_new_image_or_environment_updates_the_runtime(target, tmp_path):
+    settings, bucket, repo_uri = target
+    uri = _build(settings, bucket, repo_uri).image_uri
+    runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
+    changed = tmp_path / "agent-v2"
+    shutil.copytree(FAKE_AGENT_DIR, changed)
+    (changed / "agent" / "version.py").write_text("VERSION = 2\n")
+    new_uri = _build(settings, bucket, repo_uri, changed).image_uri
+    assert new_uri != uri
+    updated = runtime.get_or_create_runtime(settings, new_uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
+    assert (updated.action, updated.agent_runtime_version, updated.status) == ("updated", "2", "READY")
+    env_changed = runtime.get_or_create_runtime(settings, new_uri, role_arn=ROLE_ARN, bucket=bucket,
+                                                environment={"MEMORY_MAX_TURNS": "5"}, progress=False)
+    assert (env_changed.action, env_changed.agent_runtime_version) == ("updated", "3")
+
+
+def test_runtime_info_df_reads_the_runtime_back_from_the_service(target):
+    settings, bucket, repo_uri = target
+    uri = _build(settings, bucket, repo_uri).image_uri
+    made = runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
+    df = runtime.runtime_info_df(settings)
+    values = dict(zip(df["field"], df["value"]))
+    assert values["arn"] == made.agent_runtime_arn and values["image"] == uri and values["status"] == "READY"
+    assert values["DEFAULT endpoint serves version"] == "1"
+    assert values["log group"] == f"/aws/bedrock-agentcore/runtimes/{made.agent_runtime_id}-DEFAULT"
+
+
+def test_delete_runtime_is_safe_to_repeat(target):
+    settings, bucket, repo_uri = target
+    uri = _build(settings, bucket, repo_uri).image_uri
+    runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
+    assert runtime.delete_runtime(settings, progress=False) == "deleted"
+    assert runtime.delete_runtime(settings, progress=False) == "already gone"
+    with pytest.raises(AgentRuntimeError, match="notebook 04"):
+        runtime.runtime_info_df(settings)
+
+
+def test_a_missing_image_is_an_agent_runtime_error_naming_it(target):
+    settings, bucket, repo_uri = target
+    with pytest.raises(AgentRuntimeError, match="src-missing"):
+        runtime.get_or_create_runtime(settings, f"{repo_uri}:src-missing", role_arn=ROLE_ARN, bucket=bucket,
+                                      progress=False)
