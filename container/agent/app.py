@@ -73,6 +73,7 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
     memory = Memory(settings, ssm, agentcore)
     busy = Busy()
     session_locks: dict[tuple[str, str], asyncio.Lock] = {}
+    restored: set[tuple[str, str]] = set()  # sessions this process has fully restored from S3
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -102,11 +103,15 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
                                   s3, settings.region)
             if not settings.output_bucket:
                 warnings.append("OUTPUT_BUCKET_NAME is not set: files stay in the local workspace only")
+            key = (inv.actor_id, inv.session_id)
             try:
-                restored = await asyncio.to_thread(workspace.restore)
-                warnings += restored.warnings
-                if restored.restored:
-                    yield {"type": "files_restored", "files": restored.restored}
+                if key not in restored or settings.workspace_restore == "always":
+                    report = await asyncio.to_thread(workspace.restore)
+                    warnings += report.warnings
+                    if not report.warnings and settings.output_bucket:
+                        restored.add(key)
+                    if report.restored:
+                        yield {"type": "files_restored", "files": report.restored}
             except (ClientError, BotoCoreError, OSError) as exc:
                 warnings.append(f"could not restore the session's files from s3://{settings.output_bucket}/"
                                 f"{workspace.session_prefix}: {exc}; working with the local copy")

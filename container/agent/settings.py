@@ -45,6 +45,13 @@ def _float(env: dict, name: str, default: float) -> float:
         raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
 
 
+def _choice(env: dict, name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(name) or default
+    if raw not in choices:
+        raise SettingsError(f"{name}={raw!r} must be one of {', '.join(choices)}")
+    return raw
+
+
 @dataclass(frozen=True)
 class AgentSettings:
     output_bucket: str | None
@@ -64,6 +71,11 @@ class AgentSettings:
     aws_read_timeout: float = 20.0
     aws_max_attempts: int = 2
     cli_path: str | None = None
+    # "once": restore a session from S3 at its first invocation in this process, then trust the
+    # manifest (AgentCore gives a session one microVM, so the agent is the prefix's only writer
+    # meanwhile, and later invocations cost nothing per unchanged file). "always": list the
+    # prefix on every invocation, to pick up files dropped into S3 mid-session.
+    workspace_restore: str = "once"
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "AgentSettings":
@@ -85,6 +97,7 @@ class AgentSettings:
             aws_read_timeout=_float(env, "AGENT_AWS_READ_TIMEOUT", 20.0),
             aws_max_attempts=_int(env, "AGENT_AWS_MAX_ATTEMPTS", 2, 1),
             cli_path=env.get("CLAUDE_CLI_PATH") or None,
+            workspace_restore=_choice(env, "WORKSPACE_RESTORE", ("once", "always"), "once"),
         )
 
     def claude_env(self) -> dict[str, str]:
