@@ -299,10 +299,27 @@ def add_turns(settings: Settings, actor_id: str, session_id: str, turns: Iterabl
     return count
 
 
-def ensure_conversation(settings: Settings, actor_id: str, session_id: str, turns: Iterable[tuple[str, str]]):
-    """The session's turns; written from `turns` only if the session has none yet (e.g. notebook 05 ran)."""
-    if not _events(settings, actor_id, session_id):
-        add_turns(settings, actor_id, session_id, turns)
+# A short conversation in which a user states facts and preferences (notebook 06 writes it).
+SAMPLE_TURNS = [
+    ("USER", "Hi! I'm Dana, a backend developer. I work on a Flask service that talks to Postgres."),
+    ("ASSISTANT", "I created app.py with a /health endpoint."),
+    ("USER", "I prefer pytest over unittest. Always add type hints. Never use print for logging."),
+    ("ASSISTANT", "Understood: pytest, type hints, and the logging module."),
+    ("USER", "Our team deploys to Amazon ECS every Friday."),
+    ("ASSISTANT", "Noted. I will keep the Dockerfile ECS-friendly."),
+]
+
+
+def ensure_conversation(settings: Settings, actor_id: str, session_id: str,
+                        turns: Iterable[tuple[str, str]] = tuple(SAMPLE_TURNS)):
+    """The session's turns, with `turns` added once: turns already there (e.g. from notebook 05) are
+    kept, and a turn whose text the session already holds is not written again."""
+    existing = {(item["conversational"]["role"], item["conversational"]["content"].get("text"))
+                for event in _events(settings, actor_id, session_id)
+                for item in event.get("payload", []) if "conversational" in item}
+    missing = [(role.upper(), text) for role, text in turns if (role.upper(), text) not in existing]
+    if missing:
+        add_turns(settings, actor_id, session_id, missing)
     return events_df(settings, actor_id, session_id)
 
 

@@ -959,10 +959,12 @@ class MemoryBackend:
                             continue
                         if len(in_namespace) and float(np.max(matrix[in_namespace] @ vector)) >= DUPLICATE_SIMILARITY:
                             continue
+                        # 10 µs apart (well above float rounding), so records keep the order they were said in.
+                        at = now + changed * 1e-5
                         self._db.execute(
                             "INSERT INTO records (id, memory_id, strategy_id, namespace, text, norm, created_at,"
                             " updated_at, ts, embedding, session_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                            (_record_id(), mid, strategy["id"], namespace, text, norm, now, now, now,
+                            (_record_id(), mid, strategy["id"], namespace, text, norm, at, at, at,
                              to_blob(vector), session_id))
                         changed += 1
                 self._db.execute(

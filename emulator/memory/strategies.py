@@ -187,7 +187,7 @@ def summarize(turns: list[Turn]) -> str:
         lines.append("The user: " + " | ".join(asked))
     if did:
         lines.append("The assistant: " + " | ".join(did))
-    text = "\n".join(lines)
+    text = " ".join(lines)
     if len(text) > MAX_SUMMARY:
         # Keep the start and the most recent part of the session, as a person skimming would.
         text = text[: MAX_SUMMARY // 2] + " ... " + text[-(MAX_SUMMARY // 2):]
