@@ -4,10 +4,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator
+
+# jsonschema (through mcp, through claude-agent-sdk) imports rfc3987_syntax whenever it is installed
+# (a notebook environment installs it), and that module compiles a grammar at import: 3-5 s of
+# every agent start here. The agent never validates IRIs, so it is kept out; jsonschema expects
+# it to be optional.
+sys.modules.setdefault("rfc3987_syntax", None)
 
 from claude_agent_sdk import (AssistantMessage, ClaudeAgentOptions, ResultMessage, SystemMessage, TextBlock,
                               ToolResultBlock, ToolUseBlock, UserMessage, query)
