@@ -1,0 +1,70 @@
+"""Run the notebooks with papermill against ONE fresh emulator, in order, each in a fresh kernel.
+
+`workshop` (module-scoped) owns that emulator and runs notebooks through helpers.workshop, exactly
+as `make workshop` does. Each notebook's checks live in `check_NN_name.py` beside this file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import config, workshop as runner
+from tests.conftest import EmulatorProcess
+
+
+class Workshop:
+    """The shared emulator, and the notebooks run so far (stop after the first failure, as the runner does)."""
+
+    def __init__(self, emulator: EmulatorProcess, runs_dir: Path, settings: config.Settings):
+        self.emulator = emulator
+        self.runs_dir = runs_dir
+        self.settings = settings
+        self.failed: str | None = None
+        self.executed: dict[str, nbformat.NotebookNode] = {}
+
+    def run(self, notebook: Path, label: str = "") -> nbformat.NotebookNode:
+        """Run one notebook in a fresh kernel; return the executed copy, or fail with the cell's one-line cause."""
+        out_dir = self.runs_dir / (label or "first")
+        [result] = runner.run_notebooks(target="local", only=[notebook.stem], notebooks_dir=notebook.parent,
+                                        output_dir=out_dir, echo=lambda *args: None)
+        if result.status != "ok":
+            self.failed = notebook.name
+            pytest.fail(f"{notebook.name}: {result.error} (executed copy: {result.output})", pytrace=False)
+        executed = nbformat.read(result.output, as_version=4)
+        if not label:
+            self.executed[notebook.stem] = executed
+        return executed
+
+
+def cell_text(executed: nbformat.NotebookNode, source_contains: str) -> str:
+    """Everything the first code cell whose source contains `source_contains` showed, as text."""
+    for cell in executed.cells:
+        if cell.cell_type == "code" and source_contains in cell.source:
+            parts = []
+            for output in cell.get("outputs", []):
+                if "text" in output:
+                    parts.append(output["text"])
+                for kind in ("text/plain", "text/html"):
+                    if kind in output.get("data", {}):
+                        parts.append(output["data"][kind])
+            return "\n".join(parts)
+    raise AssertionError(f"no code cell contains {source_contains!r}")
+
+
+@pytest.fixture(scope="module")
+def workshop(tmp_path_factory):
+    emulator = EmulatorProcess(tmp_path_factory.mktemp("notebooks-emulator"),
+                               env={"EMULATOR_EXTRACTION_DELAY": "0.3"}).start()
+    state_dir = tmp_path_factory.mktemp("notebooks-workshop")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WORKSHOP_TARGET", "local")
+        env.setenv("AWS_ENDPOINT_URL", emulator.endpoint)
+        env.setenv("WORKSHOP_STATE_DIR", str(state_dir))
+        env.delenv("AWS_REGION", raising=False)
+        env.delenv("AWS_DEFAULT_REGION", raising=False)
+        try:
+            yield Workshop(emulator, tmp_path_factory.mktemp("runs"), config.load())
+        finally:
+            emulator.stop()
