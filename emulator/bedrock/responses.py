@@ -49,6 +49,8 @@ class BedrockBackend:
             "answered_by": MODEL_ID,
             "messages": len(doc["messages"]),
             "tools": len(doc.get("tools") or []),
+            "max_tokens": doc.get("max_tokens"),
+            "thinking": doc.get("thinking"),
             "stop_reason": reply.stop_reason,
             "tool_calls": [b.name for b in reply.blocks if b.kind == "tool_use"],
             "text": " ".join(b.text for b in reply.blocks if b.kind == "text")[:2000],

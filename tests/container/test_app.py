@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -171,3 +172,42 @@ def test_when_claude_code_cannot_start_the_agent_answers_500_with_the_reason(mak
         "/invocations", json={"input": {"prompt": "hello", "actor_id": "hank", "session_id": "no-cli"}})
     assert resp.status_code == 500
     assert resp.json()["error"] == "Claude Code failed" and "/nonexistent/claude" in resp.json()["details"]
+
+
+@pytest.mark.slow
+def test_claude_code_runs_in_bedrock_mode_with_the_configured_token_limits(make_agent, emulator):
+    marker = f"limits-check-{uuid.uuid4().hex[:8]}"
+    out = invoke(make_agent(CLAUDE_CODE_MAX_OUTPUT_TOKENS="2000", MAX_THINKING_TOKENS="1500"),
+                 prompt=marker, actor_id="jack", session_id="limits")
+    assert out["success"] is True
+    log = emulator.state_dir / "bedrock" / "invocations.jsonl"
+    (entry,) = [e for e in map(json.loads, log.read_text().splitlines()) if marker in e["text"]]
+    assert entry["model_id"] == "local-stand-in" and entry["max_tokens"] == 2000
+    assert entry["thinking"]["budget_tokens"] == 1500
+
+
+def _records(emulator, memory_id: str, namespace: str) -> list[str]:
+    resp = emulator.client("bedrock-agentcore").list_memory_records(memoryId=memory_id, namespace=namespace)
+    return [r["content"]["text"] for r in resp["memoryRecordSummaries"]]
+
+
+@pytest.mark.slow
+def test_long_term_records_of_an_actor_reach_its_later_sessions_and_no_one_else(
+        make_agent, emulator, agent_resources):
+    import time
+
+    agent = make_agent()
+    invoke(agent, prompt="I prefer tabs over spaces. My project is called Zephyr.", actor_id="kate",
+           session_id="first-session")
+    deadline = time.monotonic() + 30
+    while not (_records(emulator, agent_resources["memory_id"], "coding/user/kate/preferences")
+               and _records(emulator, agent_resources["memory_id"], "coding/user/kate/facts")):
+        assert time.monotonic() < deadline, "the emulator extracted no long-term records"
+        time.sleep(0.3)
+    question = "what is my project called, and which indentation do I like?"
+    later = invoke(agent, prompt=question, actor_id="kate", session_id="second-session")
+    ctx = later["metadata"]["memory_context"]
+    assert ctx["turns"] == 0 and ctx["preferences"] >= 1 and ctx["facts"] >= 1
+    assert "tabs" in later["result"] and "Zephyr" in later["result"]
+    stranger = invoke(agent, prompt=question, actor_id="liam", session_id="second-session")
+    assert "tabs" not in stranger["result"] and "Zephyr" not in stranger["result"]
