@@ -130,6 +130,15 @@ def context_files(context_dir: Path) -> list[str]:
     return sorted(found)
 
 
+def context_df(context_dir: Path = CONTAINER_DIR):
+    """The files that go into the image (what .dockerignore and caches leave out is not listed)."""
+    import pandas as pd
+
+    files = context_files(Path(context_dir))
+    rows = [(rel, (Path(context_dir) / rel).stat().st_size) for rel in files]
+    return pd.DataFrame(rows, columns=["file", "bytes"])
+
+
 def _mode(path: Path) -> int:
     return 0o755 if os.stat(path).st_mode & 0o111 else 0o644
 

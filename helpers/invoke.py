@@ -126,6 +126,32 @@ def describe_event(event: str, doc: dict) -> str:
     return doc.get("message") or kind
 
 
+def events_df(output: AgentOutput):
+    """The streamed events of one invocation as a table: kind and a few words each."""
+    import pandas as pd
+
+    rows = [(e.get("type"), describe_event(e.get("type", ""), e) if "output" not in e else "final output")
+            for e in output.events]
+    return pd.DataFrame(rows, columns=["event", "what"])
+
+
+def continuity(output: AgentOutput) -> dict:
+    """What this invocation started from and left: files restored, memory it was given, files uploaded."""
+    restored = [f for e in output.events if e.get("type") == "files_restored" for f in e.get("files") or []]
+    meta = output.get("metadata") or {}
+    context = meta.get("memory_context") or {}
+    return {
+        "actor_id": output.get("actor_id"),
+        "session_id": output.get("session_id"),
+        "files_restored": restored,
+        "turns_remembered": context.get("turns", 0),
+        "facts": context.get("facts", 0),
+        "preferences": context.get("preferences", 0),
+        "summaries": context.get("summaries", 0),
+        "files_uploaded": [f.get("file_name") for f in meta.get("uploaded_files") or []],
+    }
+
+
 def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, stream: bool = True,
            runtime_arn: str | None = None, progress: bool = True, extra_input: dict | None = None) -> AgentOutput:
     """Ask the agent to do `prompt` as `actor_id` in `session_id`; its output once it has finished."""

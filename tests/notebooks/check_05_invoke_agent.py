@@ -1,0 +1,34 @@
+"""What 05_invoke_agent must show: a file made, then restored with the first turn in the same session, not for another actor."""
+from __future__ import annotations
+
+import ast
+
+from tests.notebooks.checks import check
+from tests.notebooks.conftest import cell_text
+
+
+def _shown_dict(executed, source: str) -> dict:
+    """The dict a cell displayed (its progress line, shown before it, left out)."""
+    lines = cell_text(executed, source).splitlines()
+    return ast.literal_eval("\n".join(line for line in lines if not line.startswith("'Agent (")))
+
+
+@check("05_invoke_agent")
+def the_agent_creates_the_file(workshop, executed):
+    shown = cell_text(executed, "invoke.invoke(settings, FIRST_PROMPT")
+    assert "succeeded" in shown or "'success': True" in shown
+    assert "hello.py" in shown
+
+
+@check("05_invoke_agent")
+def the_same_session_gets_its_file_and_first_turn_back(workshop, executed):
+    same = _shown_dict(executed, "invoke.continuity(follow_up)")
+    assert "hello.py" in same["files_restored"]
+    assert same["turns_remembered"] >= 2
+
+
+@check("05_invoke_agent")
+def a_second_actor_sees_none_of_it(workshop, executed):
+    other = _shown_dict(executed, "OTHER_ACTOR_ID, SESSION_ID))")
+    assert other["actor_id"] != "workshop-user"
+    assert other["files_restored"] == [] and other["turns_remembered"] == 0
