@@ -97,6 +97,7 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
         lock = session_locks.setdefault((inv.actor_id, inv.session_id), asyncio.Lock())
         async with lock:
             await asyncio.to_thread(memory.wait_loaded, settings.aws_connect_timeout * 3 + settings.aws_read_timeout)
+            await asyncio.to_thread(memory.retry_if_unreachable)
             if not memory.enabled:
                 warnings.append(memory.status)
             workspace = Workspace(settings.workspace_root, inv.actor_id, inv.session_id, settings.output_bucket,
@@ -180,7 +181,7 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
         log.info("invocation actor=%s session=%s", inv.actor_id, inv.session_id)
         busy.enter()
         if "text/event-stream" in request.headers.get("accept", ""):
-            return StreamingResponse(_sse(invocation(inv), busy), media_type="text/event-stream",
+            return StreamingResponse(_sse(invocation(inv), busy, settings.sse_keepalive), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         try:
             async for event in invocation(inv):
@@ -196,10 +197,26 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
     return app
 
 
-async def _sse(events: AsyncIterator[dict], busy: Busy) -> AsyncIterator[bytes]:
-    """Server-sent events: each progress event as it happens; the last carries the whole output."""
+async def _sse(events: AsyncIterator[dict], busy: Busy, keepalive: float) -> AsyncIterator[bytes]:
+    """Server-sent events: each progress event as it happens; the last carries the whole output.
+
+    While a tool runs silently, a comment line every `keepalive` seconds keeps proxies and
+    clients from taking the quiet stream for a dead one.
+    """
+    pending = None
     try:
-        async for event in events:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(events.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=keepalive)
+            if not done:
+                yield b": keep-alive\n\n"
+                continue
+            task, pending = pending, None
+            try:
+                event = task.result()
+            except StopAsyncIteration:
+                break
             if event["type"] == "output":
                 data = {"output": event["output"]}
             else:
@@ -209,6 +226,10 @@ async def _sse(events: AsyncIterator[dict], busy: Busy) -> AsyncIterator[bytes]:
         log.error("Claude Code failed: %s", exc)
         yield f"event: error\ndata: {json.dumps({'error': 'Claude Code failed', 'details': str(exc)})}\n\n".encode()
     finally:
+        if pending is not None:  # the client went away mid-run: stop the run
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        await events.aclose()
         busy.leave()
 
 

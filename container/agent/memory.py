@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,6 +19,7 @@ log = logging.getLogger("agent.memory")
 FACTS = "coding/user/{actor}/facts"
 PREFERENCES = "coding/user/{actor}/preferences"
 ACTOR_PREFIX = "coding/user/{actor}/"
+RETRY_SECONDS = 30.0
 MAX_TEXT = 9000  # conversational content beyond this is cut, so one huge answer cannot fail the save
 
 
@@ -70,6 +72,8 @@ class Memory:
         self.memory_id: str | None = None
         self.status = "memory not loaded yet"
         self._loaded = threading.Event()
+        # Set when SSM could not be reached (not when the parameter is missing): worth another try.
+        self._retry_after: float | None = None
 
     @property
     def enabled(self) -> bool:
@@ -97,12 +101,19 @@ class Memory:
                 self.status = f"memory disabled: could not read SSM parameter {name}: {_describe(exc)}"
         except (BotoCoreError, OSError) as exc:
             self.status = f"memory disabled: SSM unreachable reading {name}: {_describe(exc)}"
+            self._retry_after = time.monotonic() + RETRY_SECONDS
         finally:
             log.info(self.status)
             self._loaded.set()
 
     def wait_loaded(self, timeout: float) -> None:
         self._loaded.wait(timeout)
+
+    def retry_if_unreachable(self) -> None:
+        """Read SSM again if it was unreachable at start and a while has passed (a network blip)."""
+        if self.memory_id is None and self._retry_after is not None and time.monotonic() >= self._retry_after:
+            self._retry_after = None
+            self.load()
 
     # -- before a run ----------------------------------------------------------------------
     def context(self, actor_id: str, session_id: str, query: str) -> MemoryContext:

@@ -76,6 +76,8 @@ class AgentSettings:
     # meanwhile, and later invocations cost nothing per unchanged file). "always": list the
     # prefix on every invocation, to pick up files dropped into S3 mid-session.
     workspace_restore: str = "once"
+    # Seconds of silence after which the event stream sends a comment line.
+    sse_keepalive: float = 15.0
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "AgentSettings":
@@ -97,6 +99,7 @@ class AgentSettings:
             aws_read_timeout=_float(env, "AGENT_AWS_READ_TIMEOUT", 20.0),
             aws_max_attempts=_int(env, "AGENT_AWS_MAX_ATTEMPTS", 2, 1),
             cli_path=env.get("CLAUDE_CLI_PATH") or None,
+            sse_keepalive=_float(env, "SSE_KEEPALIVE_SECONDS", 15.0),
             workspace_restore=_choice(env, "WORKSPACE_RESTORE", ("once", "always"), "once"),
         )
 

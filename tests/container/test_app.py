@@ -110,13 +110,15 @@ def test_each_turn_is_saved_to_memory_as_a_conversational_event(make_agent, emul
 
 
 @pytest.mark.slow
-def test_the_event_stream_shows_progress_and_ends_with_the_output(make_agent):
-    agent = make_agent()
+def test_the_event_stream_shows_progress_keeps_alive_and_ends_with_the_output(make_agent):
+    agent = make_agent(SSE_KEEPALIVE_SECONDS="0.05")
     with agent.stream("POST", "/invocations", headers={"Accept": "text/event-stream"},
                       json={"input": {"prompt": "create notes.md with hello", "actor_id": "dave",
                                       "session_id": "stream-1"}}) as resp:
         assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
-        events = sse_events(resp.iter_lines())
+        lines = list(resp.iter_lines())
+    assert ": keep-alive" in lines  # a comment line while Claude Code was quiet
+    events = sse_events(lines)
     names = [name for name, _ in events]
     assert names[-1] == "output" and "output" in events[-1][1]
     tool = next(data for name, data in events if name == "tool_use")

@@ -1,0 +1,89 @@
+"""The agent's memory: the last MEMORY_MAX_TURNS turns in order, the context tag, SSM trouble."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from agent.memory import Memory, MemoryContext
+from agent.settings import AgentSettings
+
+
+def settings(**env) -> AgentSettings:
+    return AgentSettings.from_env({"MEMORY_ID_PARAMETER": "/p/memory-id", **env})
+
+
+def test_only_the_last_memory_max_turns_turns_come_back_oldest_first(emulator, agent_resources):
+    client = emulator.client("bedrock-agentcore")
+    base = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
+    for i in range(5):
+        client.create_event(memoryId=agent_resources["memory_id"], actorId="mia", sessionId="turns",
+                            eventTimestamp=base + dt.timedelta(seconds=i), payload=[
+                                {"conversational": {"role": "USER", "content": {"text": f"question {i}"}}},
+                                {"conversational": {"role": "ASSISTANT", "content": {"text": f"answer {i}"}}}])
+    mem = Memory(settings(MEMORY_ID_PARAMETER=agent_resources["parameter"], MEMORY_MAX_TURNS="3"),
+                 emulator.client("ssm"), client)
+    mem.load()
+    assert mem.enabled
+    turns = mem.recent_turns("mia", "turns")
+    assert turns == [(role, f"{kind} {i}") for i in (2, 3, 4)
+                     for role, kind in (("USER", "question"), ("ASSISTANT", "answer"))]
+    assert mem.recent_turns("someone-else", "turns") == []
+
+
+def test_the_context_is_wrapped_in_the_tag_the_stand_in_quotes():
+    ctx = MemoryContext(turns=[("USER", "hi")], preferences=["likes tabs"])
+    text = ctx.render()
+    assert text.startswith("<memory_context>") and text.endswith("</memory_context>")
+    assert "- user: hi" in text and "- likes tabs" in text
+    assert MemoryContext().render() == ""
+
+
+class FlakySSM:
+    def __init__(self, failures: int):
+        self.failures = failures
+        self.calls = 0
+
+    def get_parameter(self, Name):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise EndpointConnectionError(endpoint_url="http://ssm.invalid")
+        return {"Parameter": {"Value": "mem-123"}}
+
+
+def test_an_unreachable_ssm_is_tried_again_later():
+    ssm = FlakySSM(failures=1)
+    mem = Memory(settings(), ssm, agentcore=object())
+    mem.load()
+    assert not mem.enabled and "unreachable" in mem.status
+    mem.retry_if_unreachable()
+    assert ssm.calls == 1  # too soon
+    mem._retry_after = 0.0  # as if RETRY_SECONDS had passed
+    mem.retry_if_unreachable()
+    assert mem.enabled and mem.memory_id == "mem-123"
+
+
+def test_a_missing_parameter_disables_memory_with_the_reason_and_is_not_retried():
+    class MissingSSM:
+        calls = 0
+
+        def get_parameter(self, Name):
+            MissingSSM.calls += 1
+            raise ClientError({"Error": {"Code": "ParameterNotFound", "Message": "no"}}, "GetParameter")
+
+    mem = Memory(settings(), MissingSSM(), agentcore=object())
+    mem.load()
+    mem.retry_if_unreachable()
+    assert not mem.enabled and "/p/memory-id does not exist" in mem.status and MissingSSM.calls == 1
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_parameter_disables_memory(value):
+    class EmptySSM:
+        def get_parameter(self, Name):
+            return {"Parameter": {"Value": value}}
+
+    mem = Memory(settings(), EmptySSM(), agentcore=object())
+    mem.load()
+    assert not mem.enabled and "empty" in mem.status
