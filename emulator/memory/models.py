@@ -32,7 +32,7 @@ from .exceptions import (
     ServiceQuotaExceededException,
     ValidationException,
 )
-from .ranking import Embedder, from_blob, to_blob
+from .ranking import DIMENSIONS, Embedder, from_blob, to_blob
 
 log = logging.getLogger("emulator.memory")
 
@@ -160,14 +160,6 @@ def resolve_namespace(template: str, *, actor_id: str, session_id: str, strategy
             .replace("{memoryStrategyId}", strategy_id))
 
 
-def _in_namespace_path(namespace: str, path: str) -> bool:
-    """Hierarchical prefix: `a/b` holds `a/b` and `a/b/c`, not `a/bc`."""
-    if path in ("/", "*"):
-        return True
-    base = path.rstrip("/")
-    return namespace.rstrip("/") == base or namespace.startswith(base + "/")
-
-
 class MemoryBackend:
     """State and rules of both planes, over one SQLite database."""
 
@@ -182,7 +174,8 @@ class MemoryBackend:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
-        self._vectors: dict[str, tuple] = {}  # memory id -> (ids, namespaces, strategy ids, matrix)
+        # memory id -> namespace (or path) -> (record ids, strategy ids, embedding matrix)
+        self._vectors: dict[str, dict] = {}
         self._next_transition = 0.0  # earliest ready_at/gone_at still pending: skip the check before it
         self._wake = threading.Condition(self._lock)
         self._closing = False
@@ -735,26 +728,21 @@ class MemoryBackend:
         offset = int((decode_token(params.get("nextToken"), scope) or {}).get("o", 0))
         with self._lock:
             mid = self._usable_memory(params["memoryId"], region, account)["id"]
-        query = self.embedder.embed_one(criteria["searchQuery"])
+        query = self.embedder.embed_query(criteria["searchQuery"])
         with self._lock:
-            ids, namespaces, strategy_ids, matrix = self._vector_index(mid)
+            ids, strategy_ids, matrix = (self._namespace_index(mid, namespace) if namespace
+                                         else self._path_index(mid, path))
+            if criteria.get("memoryStrategyId") and len(ids):
+                keep = np.nonzero(strategy_ids == criteria["memoryStrategyId"])[0]
+                ids, matrix = [ids[i] for i in keep], matrix[keep]
             if len(ids) == 0:
                 return {"memoryRecordSummaries": []}
-            if namespace:
-                mask = namespaces == namespace
-            else:
-                mask = np.fromiter((_in_namespace_path(ns, path) for ns in namespaces), bool, len(namespaces))
-            if criteria.get("memoryStrategyId"):
-                mask &= strategy_ids == criteria["memoryStrategyId"]
-            candidates = np.nonzero(mask)[0]
-            scores = matrix[candidates] @ query if len(candidates) else np.zeros(0)
-            order = candidates[np.argsort(-scores, kind="stable")]
-            ranked_scores = np.sort(scores)[::-1]
-            hits: list[tuple[str, float]] = []
-            for idx, score in zip(order, ranked_scores):
-                if score < MIN_SCORE or len(hits) >= top_k:
-                    break
-                hits.append((ids[idx], float(score)))
+            scores = matrix @ query
+            # Only the best top_k need ordering: partition first, then sort those few.
+            best = (np.argpartition(-scores, top_k - 1)[:top_k] if len(scores) > top_k
+                    else np.arange(len(scores)))
+            best = best[np.argsort(-scores[best], kind="stable")]
+            hits = [(ids[i], float(scores[i])) for i in best if scores[i] >= MIN_SCORE]
             rows = {r["id"]: r for r in self._db.execute(
                 f"SELECT * FROM records WHERE id IN ({','.join('?' * len(hits))})", [h[0] for h in hits])}
         ranked = [(rows[i], s) for i, s in hits if i in rows and _record_matches(rows[i], filters)]
@@ -764,20 +752,22 @@ class MemoryBackend:
             out["nextToken"] = encode_token({"s": scope, "o": offset + limit})
         return out
 
-    def _vector_index(self, mid: str) -> tuple:
-        """Every record's embedding of one memory as a matrix, rebuilt after records change."""
-        cached = self._vectors.get(mid)
-        if cached is not None:
-            return cached
-        rows = self._db.execute("SELECT id, namespace, strategy_id, embedding FROM records WHERE memory_id=? "
-                                "AND embedding IS NOT NULL", (mid,)).fetchall()
-        ids = [r["id"] for r in rows]
-        namespaces = np.array([r["namespace"] for r in rows], dtype=object)
-        strategy_ids = np.array([r["strategy_id"] for r in rows], dtype=object)
-        matrix = (np.vstack([from_blob(r["embedding"]) for r in rows]) if rows
-                  else np.zeros((0, 384), dtype=np.float32))
-        self._vectors[mid] = (ids, namespaces, strategy_ids, matrix)
-        return self._vectors[mid]
+    def _namespace_index(self, mid: str, namespace: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The embeddings of one namespace's records as a matrix, kept until a record of the memory changes."""
+        cache = self._vectors.setdefault(mid, {})
+        if namespace not in cache:
+            rows = self._db.execute("SELECT id, strategy_id, embedding FROM records WHERE memory_id=? AND "
+                                    "namespace=? AND embedding IS NOT NULL", (mid, namespace)).fetchall()
+            cache[namespace] = _index(rows)
+        return cache[namespace]
+
+    def _path_index(self, mid: str, path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+        cache = self._vectors.setdefault(mid, {})
+        key = ("path", path)
+        if key not in cache:
+            rows = [r for r in self._record_rows(mid, None, path, None) if r["embedding"] is not None]
+            cache[key] = _index(rows)
+        return cache[key]
 
     def _record_row(self, params: dict, region: str, account: str) -> sqlite3.Row:
         mid = self._usable_memory(params["memoryId"], region, account)["id"]
@@ -942,11 +932,10 @@ class MemoryBackend:
         with self._lock:
             if self._db.execute("SELECT status FROM memories WHERE id=?", (mid,)).fetchone() is None:
                 return 0
-            ids, namespaces, _, matrix = self._vector_index(mid)
             with self._tx():
                 now = _now()
                 for strategy, namespace, items, per_session in planned:
-                    in_namespace = np.nonzero(namespaces == namespace)[0] if len(ids) else np.zeros(0, int)
+                    existing = self._namespace_index(mid, namespace)[2]
                     for text in items:
                         vector = next(vectors)
                         if per_session:
@@ -957,7 +946,7 @@ class MemoryBackend:
                         if self._db.execute("SELECT 1 FROM records WHERE memory_id=? AND namespace=? AND norm=?",
                                             (mid, namespace, norm)).fetchone():
                             continue
-                        if len(in_namespace) and float(np.max(matrix[in_namespace] @ vector)) >= DUPLICATE_SIMILARITY:
+                        if len(existing) and float(np.max(existing @ vector)) >= DUPLICATE_SIMILARITY:
                             continue
                         # 10 µs apart (well above float rounding), so records keep the order they were said in.
                         at = now + changed * 1e-5
@@ -1010,6 +999,14 @@ class _Transaction:
         if self.outer:
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
         return False
+
+
+def _index(rows: list) -> tuple[list[str], np.ndarray, np.ndarray]:
+    ids = [r["id"] for r in rows]
+    strategy_ids = np.array([r["strategy_id"] for r in rows], dtype=object)
+    matrix = (np.vstack([from_blob(r["embedding"]) for r in rows]) if rows
+              else np.zeros((0, DIMENSIONS), dtype=np.float32))
+    return ids, strategy_ids, matrix
 
 
 def _record_id() -> str:

