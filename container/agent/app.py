@@ -191,6 +191,9 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
         except ClaudeFailed as exc:
             log.error("Claude Code failed: %s", exc)
             return _error(500, "Claude Code failed", str(exc))
+        except Exception as exc:  # a fault of the agent itself: answer in the contract's shape, log the trace
+            log.exception("invocation failed")
+            return _error(500, "agent failure", f"{type(exc).__name__}: {exc}")
         finally:
             busy.leave()
 
@@ -224,13 +227,20 @@ async def _sse(events: AsyncIterator[dict], busy: Busy, keepalive: float) -> Asy
             yield f"event: {event['type']}\ndata: {json.dumps(data)}\n\n".encode()
     except ClaudeFailed as exc:
         log.error("Claude Code failed: %s", exc)
-        yield f"event: error\ndata: {json.dumps({'error': 'Claude Code failed', 'details': str(exc)})}\n\n".encode()
+        yield _sse_error("Claude Code failed", str(exc))
+    except Exception as exc:  # a fault of the agent itself: the stream still ends with an error event
+        log.exception("invocation failed")
+        yield _sse_error("agent failure", f"{type(exc).__name__}: {exc}")
     finally:
         if pending is not None:  # the client went away mid-run: stop the run
             pending.cancel()
             await asyncio.gather(pending, return_exceptions=True)
         await events.aclose()
         busy.leave()
+
+
+def _sse_error(error: str, details: str) -> bytes:
+    return f"event: error\ndata: {json.dumps({'error': error, 'details': details})}\n\n".encode()
 
 
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),

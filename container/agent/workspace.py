@@ -201,8 +201,8 @@ class Workspace:
         return report
 
     def console_url(self, key: str) -> str:
-        return (f"https://{self.region}.console.aws.amazon.com/s3/object/{self.bucket}"
-                f"?region={self.region}&prefix={quote(key)}")
+        return (f"https://s3.console.aws.amazon.com/s3/object/{self.bucket}"
+                f"?region={self.region}&bucketType=general&prefix={quote(key)}")
 
 
 def _capture(fn):

@@ -213,3 +213,23 @@ def test_long_term_records_of_an_actor_reach_its_later_sessions_and_no_one_else(
     assert "tabs" in later["result"] and "Zephyr" in later["result"]
     stranger = invoke(agent, prompt=question, actor_id="liam", session_id="second-session")
     assert "tabs" not in stranger["result"] and "Zephyr" not in stranger["result"]
+
+
+def test_a_fault_of_the_agent_itself_is_a_500_in_the_contracts_shape(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from agent.app import create_app
+    from agent.settings import AgentSettings
+
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the workspace root should be")
+    app = create_app(AgentSettings.from_env({"WORKSPACE_ROOT": str(blocked)}), clients=(None, None, None))
+    with TestClient(app) as client:
+        resp = client.post("/invocations", json={"input": {"prompt": "hi"}})
+        assert resp.status_code == 500 and resp.json()["error"] == "agent failure"
+        assert "not-a-directory" in resp.json()["details"]
+        with client.stream("POST", "/invocations", json={"input": {"prompt": "hi"}},
+                           headers={"Accept": "text/event-stream"}) as streamed:
+            events = sse_events(streamed.iter_lines())
+        assert events[-1][0] == "error" and events[-1][1]["error"] == "agent failure"
+        assert client.get("/ping").json()["status"] == "Healthy"
