@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import pytest
@@ -233,3 +234,10 @@ def test_a_fault_of_the_agent_itself_is_a_500_in_the_contracts_shape(tmp_path):
             events = sse_events(streamed.iter_lines())
         assert events[-1][0] == "error" and events[-1][1]["error"] == "agent failure"
         assert client.get("/ping").json()["status"] == "Healthy"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root is refused bypassPermissions")
+def test_bypass_permissions_as_root_is_a_400_saying_why(bare_agent):
+    resp = bare_agent.post("/invocations", json={"input": {"prompt": "hi", "permission_mode": "bypassPermissions"}})
+    assert resp.status_code == 400 and resp.json()["field"] == "input.permission_mode"
+    assert "root" in resp.json()["details"]
