@@ -474,7 +474,20 @@ def _bucket_extras(settings: Settings, bucket: str, props: dict) -> bool:
 
 
 def _bucket_policy(settings: Settings, props: dict) -> str:
-    _client("s3", settings).put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
+    """Apply the bucket policy, minus its conditional Deny statements.
+
+    The emulator speaks plain HTTP, and moto evaluates a bucket policy's Deny without its conditions:
+    the TLS-only statement (Deny unless aws:SecureTransport) would refuse every request. On AWS the
+    template's policy applies whole; locally the rest of it does.
+    """
+    document = dict(props["PolicyDocument"])
+    document["Statement"] = [st for st in document.get("Statement", [])
+                             if not (st.get("Effect") == "Deny" and st.get("Condition"))]
+    s3 = _client("s3", settings)
+    if document["Statement"]:
+        s3.put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
+    else:
+        s3.delete_bucket_policy(Bucket=props["Bucket"])
     return props["Bucket"]
 
 
