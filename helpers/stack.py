@@ -132,7 +132,6 @@ def _references(node: Any, where: str = "the template"):
             yield from _references(item, where)
     elif isinstance(node, dict):
         for key, value in node.items():
-            here = where if where != "the template" or key not in ("Resources", "Outputs") else key
             if key == "Ref" and isinstance(value, str):
                 yield where, value
             elif key == "Fn::GetAtt":
