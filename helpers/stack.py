@@ -217,6 +217,9 @@ def describe_stack(settings: Settings) -> dict | None:
             return None
         raise StackError(f"Cannot describe stack {settings.stack_name}: {exc}",
                          hint="Check your credentials and region.") from exc
+    except BotoCoreError as exc:  # no credentials, no network: say so in one line
+        raise StackError(f"Cannot reach CloudFormation in {settings.region}: {exc}",
+                         hint="Check your credentials and network, or use TARGET='local'.") from exc
     return stacks[0] if stacks else None
 
 

@@ -276,3 +276,15 @@ def test_outputs_of_a_missing_stack_say_to_deploy_first(settings):
     with pytest.raises(StackError) as err:
         stack.stack_outputs(settings)
     assert "does not exist" in str(err.value) and "01_deploy_stack" in str(err.value)
+
+
+def test_without_credentials_on_aws_the_error_is_one_line(monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    settings = config.load(target="aws", region="eu-west-1", stack_name="no-credentials")
+    with pytest.raises(StackError) as err:
+        stack.stack_outputs(settings)
+    assert "\n" not in str(err.value) and "credentials" in str(err.value)
