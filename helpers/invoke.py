@@ -6,6 +6,7 @@ The read timeout is longer than both the agent's own run timeout and AWS's 15-mi
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -25,6 +26,18 @@ READ_TIMEOUT = 15 * 60 + 60
 INVOKE_CONFIG = Config(read_timeout=READ_TIMEOUT, connect_timeout=10,
                        retries={"total_max_attempts": 1, "mode": "standard"})
 _SAFE = re.compile(r"[^A-Za-z0-9]+")
+
+
+def _data_client(settings: Settings):
+    if settings.is_local:
+        aws.ensure_emulator(settings)  # cheap when it runs; starts it again if it was stopped meanwhile
+    return _cached_data_client(settings)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_data_client(settings: Settings):
+    # One client per settings (creating one costs more than a short invocation's round trip).
+    return aws.client("bedrock-agentcore", settings, config=INVOKE_CONFIG)
 
 
 def runtime_session_id(actor_id: str, session_id: str) -> str:
@@ -161,7 +174,7 @@ def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, s
         runtime_arn = runtime.runtime_arn(settings)
     rsid = runtime_session_id(actor_id, session_id)
     payload = {"input": {"prompt": prompt, "actor_id": actor_id, "session_id": session_id, **(extra_input or {})}}
-    client = aws.client("bedrock-agentcore", settings, config=INVOKE_CONFIG)
+    client = _data_client(settings)
     bar = waiters.Progress(f"Agent ({actor_id}/{session_id})", enabled=progress)
     started = time.monotonic()
     try:
@@ -244,7 +257,7 @@ def stop_session(settings: Settings, actor_id: str, session_id: str, runtime_arn
         from . import runtime
 
         runtime_arn = runtime.runtime_arn(settings)
-    client = aws.client("bedrock-agentcore", settings, config=INVOKE_CONFIG)
+    client = _data_client(settings)
     try:
         client.stop_runtime_session(agentRuntimeArn=runtime_arn,
                                     runtimeSessionId=runtime_session_id(actor_id, session_id))

@@ -7,6 +7,7 @@ command line and for people, as the seed's deploy script did, but nothing depend
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import asdict, dataclass
 
@@ -44,6 +45,14 @@ class RuntimeDeployment:
 
 
 def _control(settings: Settings):
+    if settings.is_local:
+        aws.ensure_emulator(settings)  # cheap when it runs; starts it again if it was stopped meanwhile
+    return _cached_control(settings)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_control(settings: Settings):
+    # One client per settings: creating one costs more than most calls made with it.
     return aws.client("bedrock-agentcore-control", settings)
 
 
@@ -106,7 +115,8 @@ def wait_for_runtime_ready(settings: Settings, runtime_id: str, *, timeout: floa
     return waiters.wait_for(f"runtime {settings.runtime_name}", lambda: control.get_agent_runtime(agentRuntimeId=runtime_id),
                             done=lambda s: s["status"] == "READY", failed=failed,
                             describe=lambda s: f"{s['status']} (version {s['agentRuntimeVersion']})",
-                            timeout=timeout, interval=1.0, max_interval=10.0, progress=progress)
+                            timeout=timeout, interval=0.25 if settings.is_local else 2.0, max_interval=10.0,
+                            progress=progress)
 
 
 def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str | None = None,
@@ -239,5 +249,5 @@ def delete_runtime(settings: Settings, *, timeout: float = 600.0, progress: bool
 
     waiters.wait_for(f"runtime {runtime_id} to be deleted", probe, done=lambda s: s == "GONE",
                      failed=lambda s: f"Runtime {runtime_id} is DELETE_FAILED." if s == "DELETE_FAILED" else None,
-                     timeout=timeout, progress=progress)
+                     timeout=timeout, interval=0.25 if settings.is_local else 2.0, progress=progress)
     return "deleted"

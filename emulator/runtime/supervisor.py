@@ -228,17 +228,26 @@ class Supervisor:
             proc = self._procs.get((runtime_id, session_id))
         if proc is None:
             return False
-        with self._lock:
-            if self._procs.get(proc.key) is proc:
-                del self._procs[proc.key]  # gone for callers now; the process itself ends in the background
-        threading.Thread(target=self._stop, args=(proc, "StopRuntimeSession was called"), daemon=True).start()
+        self._stop_all([proc], "StopRuntimeSession was called", wait=False)
         return True
 
     def stop_runtime(self, runtime_id: str) -> None:
         with self._lock:
             procs = [p for key, p in self._procs.items() if key[0] == runtime_id]
-        for proc in procs:
-            self._stop(proc, "its runtime was deleted")
+        self._stop_all(procs, "its runtime was deleted", wait=False)
+
+    def _stop_all(self, procs: list[AgentProcess], reason: str, wait: bool) -> None:
+        """Stop these agents side by side (each may take seconds to exit); gone for callers at once."""
+        with self._lock:
+            for proc in procs:
+                if self._procs.get(proc.key) is proc:
+                    del self._procs[proc.key]
+        threads = [threading.Thread(target=self._stop, args=(proc, reason), daemon=True) for proc in procs]
+        for thread in threads:
+            thread.start()
+        if wait:
+            for thread in threads:
+                thread.join()
 
     def sessions(self) -> list[AgentProcess]:
         with self._lock:
@@ -247,8 +256,7 @@ class Supervisor:
     def close(self) -> None:
         self._closed.set()
         self._reaper.join(timeout=5)
-        for proc in self.sessions():
-            self._stop(proc, "the emulator is shutting down")
+        self._stop_all(self.sessions(), "the emulator is shutting down", wait=True)
 
     # -- starting and stopping ---------------------------------------------------------------
     def _environment(self, launch: Launch, port: int, session_dir: Path) -> dict[str, str]:
@@ -278,8 +286,13 @@ class Supervisor:
         return env
 
     def _start(self, launch: Launch) -> AgentProcess:
-        session_dir = self.root / launch.runtime_id / _dir_name(launch.session_id)
-        shutil.rmtree(session_dir, ignore_errors=True)  # a new microVM: nothing survives from the last one
+        # A new microVM: a directory of its own, nothing kept from the session's earlier ones (an earlier
+        # one may still be exiting, so it is cleared away, not reused).
+        session_root = self.root / launch.runtime_id / _dir_name(launch.session_id)
+        if session_root.is_dir():
+            for old in session_root.iterdir():
+                shutil.rmtree(old, ignore_errors=True)
+        session_dir = session_root / f"vm-{time.time_ns()}"
         app_dir = session_dir / "app"
         shutil.copytree(launch.context_dir, app_dir, symlinks=True)
         for sub in ("home", "tmp"):

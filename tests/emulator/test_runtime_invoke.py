@@ -61,7 +61,10 @@ class Caller:
 
 @pytest.fixture(scope="module")
 def runtime(emulator):
-    return make_runtime(emulator, env={"HELLO": "from-the-runtime"})
+    made = make_runtime(emulator, env={"HELLO": "from-the-runtime"})
+    yield made
+    # Deleting the runtime stops its sessions' agents: the shared emulator is not left running them.
+    emulator.client("bedrock-agentcore-control").delete_agent_runtime(agentRuntimeId=made["agentRuntimeId"])
 
 
 @pytest.fixture

@@ -21,6 +21,13 @@ def test_the_agent_keeps_a_sessions_files_and_turns_and_a_second_actor_sees_none
     memory.get_or_create_memory(settings, progress=False)
     built = image.build_and_push(settings, "local", context_dir=CONTAINER_DIR, repository_uri=repo, bucket=bucket)
     runtime.get_or_create_runtime(settings, built.image_uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
+    try:
+        _scenario(settings)
+    finally:
+        runtime.delete_runtime(settings, progress=False)  # stops the sessions' agents
+
+
+def _scenario(settings) -> None:
 
     first = invoke.invoke(settings, "Create a file hello.py that prints hello world", "alice", "project-1",
                           progress=False)

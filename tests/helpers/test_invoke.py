@@ -82,6 +82,7 @@ def deployed(emulator, tmp_path_factory):
                                    bucket=f"inv-{tag}").image_uri
         runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=f"inv-{tag}", progress=False)
         yield settings
+        runtime.delete_runtime(settings, progress=False)  # and with it the sessions' agent processes
     finally:
         for key, value in saved.items():
             if value is None:

@@ -19,7 +19,8 @@ def target(local_env):
     settings = config.load(runtime_name=f"helper_rt_{tag}")
     local_env.client("s3").create_bucket(Bucket=f"rt-{tag}")
     repo_uri = local_env.client("ecr").create_repository(repositoryName=f"rt-{tag}")["repository"]["repositoryUri"]
-    return settings, f"rt-{tag}", repo_uri
+    yield settings, f"rt-{tag}", repo_uri
+    runtime.delete_runtime(settings, progress=False)
 
 
 def _build(settings, bucket, repo_uri, context_dir=FAKE_AGENT_DIR):
