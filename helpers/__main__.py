@@ -23,6 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
         module.add_arguments(command)
         command.set_defaults(run=module.run_cli)
+    from . import cli
+
+    for name, (help_text, add_arguments, run) in cli.COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(command)
+        cli.add_common(command)
+        command.set_defaults(run=run)
     return parser
 
 

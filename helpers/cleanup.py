@@ -28,19 +28,19 @@ class Outcome:
     detail: str = ""
 
 
-def cleanup(settings: Settings, *, delete_stack: bool = True) -> list[Outcome]:
+def cleanup(settings: Settings, *, delete_stack: bool = True, progress: bool = True) -> list[Outcome]:
     """Delete runtime, memory, memory-id parameter, bucket contents, images and the stack."""
     outcomes: list[Outcome] = []
     outputs = _stack_outputs(settings, outcomes)
     steps: list[tuple[str, Callable[[], list[Outcome]]]] = [
-        ("runtime", lambda: _delete_runtime(settings)),
-        ("memory", lambda: _delete_memory(settings)),
+        ("runtime", lambda: _delete_runtime(settings, progress)),
+        ("memory", lambda: _delete_memory(settings, progress)),
         ("ssm parameter", lambda: _delete_parameter(settings)),
         ("bucket objects", lambda: _empty_bucket(settings, outputs.get("BucketName"))),
         ("ecr images", lambda: _delete_images(settings, outputs.get("RepositoryName"))),
     ]
     if delete_stack:
-        steps.append(("stack", lambda: _delete_stack(settings)))
+        steps.append(("stack", lambda: _delete_stack(settings, progress)))
     for step, run in steps:
         try:
             outcomes.extend(run())
@@ -108,18 +108,18 @@ def _stack_outputs(settings: Settings, outcomes: list[Outcome]) -> dict:
         return {}
 
 
-def _delete_runtime(settings: Settings) -> list[Outcome]:
+def _delete_runtime(settings: Settings, progress: bool) -> list[Outcome]:
     from . import runtime
 
-    deleted = runtime.delete_runtime(settings)
-    return [Outcome("runtime", settings.runtime_name, REMOVED if deleted else ABSENT, str(deleted or ""))]
+    result = runtime.delete_runtime(settings, progress=progress)
+    return [Outcome("runtime", settings.runtime_name, REMOVED if result == "deleted" else ABSENT)]
 
 
-def _delete_memory(settings: Settings) -> list[Outcome]:
+def _delete_memory(settings: Settings, progress: bool) -> list[Outcome]:
     from . import memory
 
-    deleted = memory.delete_memory(settings)
-    return [Outcome("memory", settings.memory_name, REMOVED if deleted else ABSENT, str(deleted or ""))]
+    deleted = memory.delete_memory(settings, progress=progress)
+    return [Outcome("memory", deleted or settings.memory_name, REMOVED if deleted else ABSENT)]
 
 
 def _delete_parameter(settings: Settings) -> list[Outcome]:
@@ -180,11 +180,11 @@ def _delete_images(settings: Settings, repository: str | None) -> list[Outcome]:
                     f"{len(digests)} images" if digests else "")]
 
 
-def _delete_stack(settings: Settings) -> list[Outcome]:
+def _delete_stack(settings: Settings, progress: bool) -> list[Outcome]:
     from . import stack
 
-    deleted = stack.delete_stack(settings)
-    return [Outcome("stack", settings.stack_name, REMOVED if deleted else ABSENT)]
+    result = stack.delete_stack(settings, progress=progress)
+    return [Outcome("stack", settings.stack_name, REMOVED if result == "deleted" else ABSENT)]
 
 
 def _one_line(exc: BaseException) -> str:

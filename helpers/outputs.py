@@ -49,6 +49,33 @@ def download_session(settings: Settings, actor_id: str, session_id: str, dest: P
     return df.sort_values(["kind", "modified", "file"], ignore_index=True)
 
 
+def deployment_df(settings: Settings):
+    """The agent's deployment in one table: runtime, image, memory and strategies, bucket, region."""
+    import pandas as pd
+
+    from . import memory, runtime
+
+    rows = [("target", settings.target), ("region", settings.region), ("stack", settings.stack_name)]
+    outputs = stack.stack_outputs(settings)
+    rows += [("bucket", outputs.get("BucketName")), ("repository", outputs.get("RepositoryUri"))]
+    found = runtime.find_runtime(settings)
+    if found is None:
+        rows.append(("runtime", "not created yet (notebook 04)"))
+    else:
+        image = ((found.get("agentRuntimeArtifact") or {}).get("containerConfiguration") or {}).get("containerUri")
+        rows += [("runtime arn", found["agentRuntimeArn"]), ("runtime status", found["status"]),
+                 ("runtime version", found.get("agentRuntimeVersion")), ("image", image),
+                 ("log group", f"/aws/bedrock-agentcore/runtimes/{found['agentRuntimeId']}-DEFAULT")]
+    try:
+        info = memory.memory_info(settings)
+    except WorkshopError as exc:
+        rows.append(("memory", f"not available: {exc}"))
+    else:
+        rows += [("memory id", info["memory_id"]), ("memory status", info["status"])]
+        rows += [(f"strategy {s['kind']}", f"{s['name']} -> {s['namespace']}") for s in info["strategies"]]
+    return pd.DataFrame(rows, columns=["field", "value"])
+
+
 def _bucket(settings: Settings) -> str:
     bucket = stack.stack_outputs(settings).get("BucketName")
     if not bucket:
