@@ -1,0 +1,144 @@
+"""The runtime's CloudWatch logs as tables, and a timeline of where an invocation's time went.
+
+The agent writes one JSON line per progress event (`{"agent_event": ..., "time": ...}`) to its
+standard output, which AgentCore Runtime (and the emulator) ships to CloudWatch Logs. The timeline
+is built from those lines, so it works after a kernel restart and on AWS alike.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from botocore.exceptions import ClientError
+
+from . import aws
+from .config import Settings
+from .errors import AgentRuntimeError, aws_error_code
+
+
+def log_group(settings: Settings) -> str:
+    from . import runtime
+
+    found = runtime.find_runtime(settings)
+    if found is None:
+        raise AgentRuntimeError(f"No AgentCore runtime named {settings.runtime_name}, so no logs to read.",
+                                hint="Create it first (notebook 04_create_runtime).")
+    return f"/aws/bedrock-agentcore/runtimes/{found['agentRuntimeId']}-DEFAULT"
+
+
+def log_events(settings: Settings, *, minutes: float = 60, limit: int = 1000, pattern: str | None = None) -> list[dict]:
+    """Log events of the runtime's DEFAULT endpoint from the last `minutes`, oldest first (paginated)."""
+    group = log_group(settings)
+    client = aws.client("logs", settings)
+    kwargs = {"logGroupName": group, "startTime": int((time.time() - minutes * 60) * 1000)}
+    if pattern:
+        kwargs["filterPattern"] = pattern
+    events: list[dict] = []
+    try:
+        for page in client.get_paginator("filter_log_events").paginate(**kwargs):
+            events.extend(page.get("events", []))
+            if len(events) >= limit:
+                break
+    except ClientError as exc:
+        if aws_error_code(exc) == "ResourceNotFoundException":
+            return []  # no invocation has written anything yet
+        raise
+    events.sort(key=lambda e: (e["timestamp"], e.get("eventId", "")))
+    return events[-limit:]
+
+
+def logs_df(settings: Settings, *, minutes: float = 60, tail: int = 50, pattern: str | None = None):
+    """The last `tail` log lines of the runtime: time, session stream, and the message."""
+    import pandas as pd
+
+    rows = [{"time": pd.Timestamp(e["timestamp"], unit="ms", tz="UTC"),
+             "stream": e.get("logStreamName", "").rsplit("]", 1)[-1],
+             "message": e["message"].rstrip()} for e in log_events(settings, minutes=minutes, pattern=pattern)]
+    return pd.DataFrame(rows[-tail:], columns=["time", "stream", "message"]).reset_index(drop=True)
+
+
+def agent_events(settings: Settings, actor_id: str, session_id: str, *, minutes: float = 240) -> list[dict]:
+    """The agent's structured progress events for one actor and session, oldest first."""
+    found = []
+    for event in log_events(settings, minutes=minutes, limit=100_000, pattern='"agent_event"'):
+        try:
+            doc = json.loads(event["message"])
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.get("actor_id") == actor_id and doc.get("session_id") == session_id:
+            found.append(doc)
+    return sorted(found, key=lambda d: d.get("time", 0))
+
+
+def timeline(events: list[dict]) -> list[dict]:
+    """Steps of each invocation with start (seconds from its start) and duration, from progress events.
+
+    A model turn runs from the moment Claude Code could start thinking (its start, or the last tool
+    result) to the next thing the model said (text or a tool call); a tool call from its use to its result.
+    """
+    by_invocation: dict[str, list[dict]] = {}
+    for event in events:
+        by_invocation.setdefault(event.get("invocation_id", "?"), []).append(event)
+    rows: list[dict] = []
+    for number, (invocation, evs) in enumerate(by_invocation.items(), start=1):
+        evs.sort(key=lambda e: e["time"])
+        t0 = evs[0]["time"]
+        turn, boundary, open_tools = 0, None, {}
+        prompt = next((e.get("prompt") for e in evs if e.get("prompt")), "")
+
+        def add(step, detail, start, end):
+            rows.append({"invocation": number, "prompt": prompt[:60], "step": step, "detail": detail,
+                         "start_s": round(start - t0, 3), "duration_s": round(max(end - start, 0.0), 3)})
+
+        for e in evs:
+            kind = e.get("agent_event")
+            if kind == "status" and boundary is None:
+                add("prepare", "restore files, read memory, start Claude Code", t0, e["time"])
+                boundary = e["time"]
+            elif kind in ("text", "tool_use"):
+                if boundary is not None:
+                    turn += 1
+                    add("model turn", f"turn {turn}", boundary, e["time"])
+                    boundary = None
+                if kind == "tool_use":
+                    open_tools[e.get("id") or e.get("tool")] = e
+            elif kind == "tool_result":
+                started = open_tools.pop(e.get("id") or e.get("tool"), None)
+                if started is not None:
+                    add(f"tool {started.get('tool')}", started.get("target") or "", started["time"], e["time"])
+                boundary = e["time"]
+            elif kind == "finished":
+                last = max((r for r in rows if r["invocation"] == number),
+                           key=lambda r: r["start_s"] + r["duration_s"], default=None)
+                end_of_last = t0 + (last["start_s"] + last["duration_s"] if last else 0)
+                add("save", "upload changed files, save the turn to memory", end_of_last, e["time"])
+                add("whole invocation", "", t0, e["time"])
+    return rows
+
+
+def timeline_df(settings: Settings, actor_id: str, session_id: str):
+    """The session's invocations step by step: model turns, tool calls, and the agent's own work."""
+    import pandas as pd
+
+    return pd.DataFrame(timeline(agent_events(settings, actor_id, session_id)),
+                        columns=["invocation", "prompt", "step", "detail", "start_s", "duration_s"])
+
+
+def timeline_plot(df):
+    """A Gantt-style chart of `timeline_df`: one row per step, one colour per kind of step."""
+    import matplotlib.pyplot as plt
+
+    steps = df[df["step"] != "whole invocation"].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(10, max(2.0, 0.35 * len(steps) + 1)))
+    colours = {"prepare": "#9e9e9e", "model turn": "#5c6bc0", "save": "#8d6e63"}
+    for i, row in steps.iterrows():
+        colour = colours.get(row["step"], "#43a047")  # tools in green
+        ax.barh(i, max(row["duration_s"], 0.01), left=row["start_s"], color=colour)
+        ax.text(row["start_s"] + row["duration_s"], i, f" {row['duration_s']:.2f}s", va="center", fontsize=8)
+    ax.set_yticks(range(len(steps)))
+    ax.set_yticklabels([f"#{r.invocation} {r.step} {r.detail}"[:48] for r in steps.itertuples()], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds from the start of the invocation")
+    ax.set_title("Where the time went")
+    fig.tight_layout()
+    return fig

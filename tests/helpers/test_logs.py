@@ -1,0 +1,49 @@
+"""The timeline: model turns and tool calls with their start and duration, from the agent's progress events."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from helpers.logs import timeline, timeline_plot  # noqa: E402
+
+
+def _ev(kind, t, **extra):
+    return {"agent_event": kind, "time": 1000.0 + t, "invocation_id": extra.pop("inv", "a"),
+            "actor_id": "alice", "session_id": "s", **extra}
+
+
+EVENTS = [
+    _ev("started", 0.0, prompt="create hello.py"),
+    _ev("status", 0.5, message="Claude Code started"),
+    _ev("tool_use", 2.5, tool="Write", target="hello.py", id="t1"),
+    _ev("tool_result", 2.75, tool="Write", id="t1"),
+    _ev("text", 4.0, text="Created hello.py"),
+    _ev("finished", 4.5),
+]
+
+
+def test_model_turns_and_tool_calls_get_their_own_start_and_duration():
+    rows = timeline(EVENTS)
+    steps = [(r["step"], r["detail"], r["start_s"], r["duration_s"]) for r in rows]
+    assert ("prepare", "restore files, read memory, start Claude Code", 0.0, 0.5) in steps
+    assert ("model turn", "turn 1", 0.5, 2.0) in steps
+    assert ("tool Write", "hello.py", 2.5, 0.25) in steps
+    assert ("model turn", "turn 2", 2.75, 1.25) in steps
+    assert ("save", "upload changed files, save the turn to memory", 4.0, 0.5) in steps
+    assert ("whole invocation", "", 0.0, 4.5) in steps
+
+
+def test_invocations_are_numbered_in_order_and_timed_from_their_own_start():
+    second = [dict(e, invocation_id="b", time=e["time"] + 100) for e in EVENTS]
+    rows = timeline(EVENTS + second)
+    assert {r["invocation"] for r in rows} == {1, 2}
+    assert [r["start_s"] for r in rows if r["invocation"] == 2] == [r["start_s"] for r in rows if r["invocation"] == 1]
+
+
+def test_the_plot_has_one_bar_per_step():
+    import pandas as pd
+
+    df = pd.DataFrame(timeline(EVENTS))
+    fig = timeline_plot(df)
+    assert len(fig.axes[0].patches) == len(df[df["step"] != "whole invocation"])
