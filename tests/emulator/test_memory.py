@@ -612,3 +612,18 @@ def test_extraction_pending_at_shutdown_runs_after_a_restart(tmp_path):
         assert facts[0]["content"]["text"] == "The user maintains the billing service."
     finally:
         emu.stop()
+
+
+def test_memories_belong_to_their_region(emulator, memory):
+    west = emulator.client("bedrock-agentcore-control", region="us-west-2")
+    with pytest.raises(ClientError) as err:
+        west.get_memory(memoryId=memory["id"])
+    assert _code(err) == "ResourceNotFoundException"
+    assert memory["id"] not in [m["id"] for m in west.list_memories()["memories"]]
+
+
+def test_an_event_without_a_session_is_rejected_naming_the_field(data, memory):
+    with pytest.raises(ClientError) as err:
+        data.create_event(memoryId=memory["id"], actorId="a", eventTimestamp=dt.datetime.now(dt.timezone.utc),
+                          payload=[{"conversational": {"content": {"text": "x"}, "role": "USER"}}])
+    assert _code(err) == "ValidationException" and "sessionId" in err.value.response["Error"]["Message"]
