@@ -85,8 +85,8 @@ def _system_text(system) -> str:
     return system if isinstance(system, str) else _text_of(system)
 
 
-def _estimate_tokens(text: str) -> int:
-    return max(1, len(text) // 4)
+def _estimate_tokens(chars: int) -> int:
+    return max(1, chars // 4)
 
 
 def file_body(name: str, request: str) -> str:
@@ -195,8 +195,9 @@ class StandInModel:
 
     @staticmethod
     def _reply(blocks: list[ContentBlock], stop: str, prompt_size: int) -> Reply:
+        # Token counts are estimates (4 characters a token): the stand-in has no tokenizer.
         out = sum(len(b.text) + len(json.dumps(b.input)) for b in blocks)
-        return Reply(blocks, stop, max(1, prompt_size // 4), _estimate_tokens(" " * out))
+        return Reply(blocks, stop, _estimate_tokens(prompt_size), _estimate_tokens(out))
 
 
 def message_json(reply: Reply, message_id: str) -> dict:
