@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable
 
 from ..core.settings import Settings
 from .exceptions import RuntimeClientError
@@ -408,7 +408,7 @@ def _terminate_group(popen: subprocess.Popen, grace: float = 5.0) -> None:
 
 
 def forward(proc: AgentProcess, payload: bytes, headers: dict[str, str],
-            on_done: Callable[[bool], None]) -> tuple[int, str, Iterator[bytes]]:
+            on_done: Callable[[bool], None]) -> tuple[int, str, Iterable[bytes]]:
     """Send one invocation to the agent; (status, content type, body chunks as they come).
 
     `on_done(broken)` is called exactly once, when the body has been read to the end or failed.
@@ -449,27 +449,49 @@ def forward(proc: AgentProcess, payload: bytes, headers: dict[str, str],
         on_done(False)
         return resp.status, content_type, iter([body])
 
-    def chunks() -> Iterator[bytes]:
-        broken = False
-        try:
-            while True:
-                try:
-                    data = resp.read1(65536)
-                except (OSError, http.client.HTTPException) as exc:
-                    broken = True
-                    # The answer has started, so its status cannot change: end the stream with an error event.
-                    yield _sse_error(f"The agent for runtime session {proc.launch.session_id} died mid-stream "
-                                     f"({exc!r}). Last output: {proc.log_tail()}. "
-                                     "The next invocation starts a fresh agent.")
-                    return
-                if not data:
-                    return
-                yield data
-        finally:
-            conn.close()
-            on_done(broken)
+    return resp.status, content_type, _StreamedBody(proc, conn, resp, on_done)
 
-    return resp.status, content_type, chunks()
+
+class _StreamedBody:
+    """The agent's streamed answer, passed on chunk by chunk as it arrives.
+
+    An iterator with close(), so the server's close tells us even when the client left before the
+    first chunk; `on_done` is called exactly once either way.
+    """
+
+    def __init__(self, proc: AgentProcess, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse,
+                 on_done: Callable[[bool], None]):
+        self.proc, self.conn, self.resp, self.on_done = proc, conn, resp, on_done
+        self.finished = False
+
+    def __iter__(self) -> "_StreamedBody":
+        return self
+
+    def __next__(self) -> bytes:
+        if self.finished:
+            raise StopIteration
+        try:
+            data = self.resp.read1(65536)
+        except (OSError, http.client.HTTPException) as exc:
+            self._finish(broken=True)
+            # The answer has started, so its status cannot change: end the stream with an error event.
+            return _sse_error(f"The agent for runtime session {self.proc.launch.session_id} died mid-stream "
+                              f"({exc!r}). Last output: {self.proc.log_tail()}. "
+                              "The next invocation starts a fresh agent.")
+        if not data:
+            self._finish(broken=False)
+            raise StopIteration
+        return data
+
+    def close(self) -> None:
+        # Closed before the end: the caller went away; the agent itself is fine.
+        self._finish(broken=False)
+
+    def _finish(self, broken: bool) -> None:
+        if not self.finished:
+            self.finished = True
+            self.conn.close()
+            self.on_done(broken)
 
 
 def _sse_error(message: str) -> bytes:
