@@ -6,8 +6,10 @@ import datetime as dt
 import json
 import logging
 import os
+import sys
 import threading
 import time
+import uuid
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -91,6 +93,14 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
         return busy.ping()
 
     async def invocation(inv) -> AsyncIterator[dict]:
+        """The steps below, each also written to the log as one JSON line for timelines in CloudWatch."""
+        invocation_id = uuid.uuid4().hex
+        record_event(inv, invocation_id, {"type": "started", "prompt": inv.prompt})
+        async for event in steps(inv):
+            record_event(inv, invocation_id, event)
+            yield event
+
+    async def steps(inv) -> AsyncIterator[dict]:
         """Progress events, then {"type": "output", "output": ...}; ClaudeFailed if the CLI cannot run."""
         started = time.monotonic()
         warnings = list(inv.warnings)
@@ -237,6 +247,49 @@ async def _sse(events: AsyncIterator[dict], busy: Busy, keepalive: float) -> Asy
             await asyncio.gather(pending, return_exceptions=True)
         await events.aclose()
         busy.leave()
+
+
+# Progress events go to standard output as bare JSON lines, which AgentCore Runtime ships to
+# CloudWatch Logs; helpers.logs builds its timeline of model turns and tool calls from them.
+events_log = logging.getLogger("agent.events")
+events_log.propagate = False
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever sys.stdout is when the line is written (servers and tests may replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
+_events_handler = _StdoutHandler()
+_events_handler.setFormatter(logging.Formatter("%(message)s"))
+events_log.addHandler(_events_handler)
+events_log.setLevel(logging.INFO)
+
+
+def record_event(inv, invocation_id: str, event: dict) -> None:
+    doc = {"agent_event": "finished" if event.get("type") == "output" else event.get("type"),
+           "time": round(time.time(), 3), "invocation_id": invocation_id,
+           "actor_id": inv.actor_id, "session_id": inv.session_id}
+    for key, value in event.items():
+        if key == "type":
+            continue
+        if key == "output":
+            doc["success"] = value.get("success")
+            doc["duration_ms"] = (value.get("metadata") or {}).get("duration_ms")
+        elif isinstance(value, str):
+            doc[key] = value[:200]  # a line, not a transcript: prompts and texts are cut short
+        elif key != "files":
+            doc[key] = value
+        else:
+            doc["files"] = len(value)
+    events_log.info(json.dumps(doc, default=str))
 
 
 def _sse_error(error: str, details: str) -> bytes:

@@ -241,3 +241,20 @@ def test_bypass_permissions_as_root_is_a_400_saying_why(bare_agent):
     resp = bare_agent.post("/invocations", json={"input": {"prompt": "hi", "permission_mode": "bypassPermissions"}})
     assert resp.status_code == 400 and resp.json()["field"] == "input.permission_mode"
     assert "root" in resp.json()["details"]
+
+
+def test_each_step_is_logged_as_a_json_line_for_the_timeline(make_agent, capsys):
+    client = make_agent()
+    output = invoke(client, prompt="create hello.py that prints hello", actor_id="timeline-actor",
+                    session_id="timeline-session")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"agent_event"')]
+    kinds = [doc["agent_event"] for doc in lines]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    assert "status" in kinds and "tool_use" in kinds and "tool_result" in kinds
+    assert {doc["invocation_id"] for doc in lines} == {lines[0]["invocation_id"]}
+    assert all(doc["actor_id"] == "timeline-actor" and doc["session_id"] == "timeline-session" for doc in lines)
+    times = [doc["time"] for doc in lines]
+    assert times == sorted(times)
+    write = next(doc for doc in lines if doc["agent_event"] == "tool_use")
+    assert write["tool"] == "Write" and write["target"].endswith("hello.py")
+    assert lines[-1]["success"] is True and lines[-1]["duration_ms"] == output["metadata"]["duration_ms"]
