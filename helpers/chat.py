@@ -59,7 +59,7 @@ class ChatSession:
             return self._add(reply)
         finally:
             self.busy = False
-        if self._stop.is_set() and not output:
+        if output.get("stopped"):
             reply.role, reply.text = "system", "Stopped. The agent's files so far are kept in its session."
             return self._add(reply)
         reply.text = output.get("result") or ("(no answer)" if output.get("success") else
@@ -132,7 +132,7 @@ def invoker_for(settings: Settings) -> Invoker:
 
     def run(prompt, actor_id, session_id, on_event, should_stop):
         return invoke.invoke(settings, prompt, actor_id, session_id, stream=True,
-                             on_event=on_event, should_stop=should_stop, show=False)
+                             on_event=on_event, should_stop=should_stop, progress=False)
 
     return run
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 import urllib3
 from botocore.config import Config
@@ -166,8 +166,14 @@ def continuity(output: AgentOutput) -> dict:
 
 
 def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, stream: bool = True,
-           runtime_arn: str | None = None, progress: bool = True, extra_input: dict | None = None) -> AgentOutput:
-    """Ask the agent to do `prompt` as `actor_id` in `session_id`; its output once it has finished."""
+           runtime_arn: str | None = None, progress: bool = True, extra_input: dict | None = None,
+           on_event: Callable[[dict], None] | None = None,
+           should_stop: Callable[[], bool] | None = None) -> AgentOutput:
+    """Ask the agent to do `prompt` as `actor_id` in `session_id`; its output once it has finished.
+
+    `on_event(doc)` sees each progress event as it streams in. When `should_stop()` turns true the
+    answer is no longer read and the runtime session is stopped; the output then says `stopped`.
+    """
     if runtime_arn is None:
         from . import runtime
 
@@ -189,12 +195,17 @@ def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, s
     events: list[dict] = []
     body = answer["response"]
     try:
-        output, first_event = _read_answer(answer, body, events, bar, started, rsid)
+        output, first_event = _read_answer(answer, body, events, bar, started, rsid, on_event, should_stop)
     except (ReadTimeoutError, urllib3.exceptions.HTTPError, OSError) as exc:
         raise InvocationError(f"The connection to runtime session {rsid} broke while the agent answered: {exc}",
                               hint="It is not retried (the task may have run). Check the runtime's logs, "
                                    "then invoke again if need be.") from exc
     seconds = time.monotonic() - started
+    if output is None and should_stop is not None and should_stop():
+        body.close()
+        stop_session(settings, actor_id, session_id, runtime_arn)
+        bar.update(f"stopped after {seconds:.1f}s")
+        output = {"success": False, "stopped": True, "result": "", "actor_id": actor_id, "session_id": session_id}
     if output is None:
         raise InvocationError(f"The agent's answer in runtime session {rsid} ended without an output.",
                               hint="See the runtime's CloudWatch logs (notebook 08).")
@@ -203,7 +214,8 @@ def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, s
                        first_event_seconds=first_event)
 
 
-def _read_answer(answer: dict, body, events: list, bar, started: float, rsid: str):
+def _read_answer(answer: dict, body, events: list, bar, started: float, rsid: str, on_event=None,
+                 should_stop=None):
     output = first_event = None
     if answer.get("contentType", "").startswith("text/event-stream"):
         for event, data in iter_sse(body):
@@ -226,6 +238,10 @@ def _read_answer(answer: dict, body, events: list, bar, started: float, rsid: st
                 output = doc["output"]
                 continue
             bar.update(f"{describe_event(event, doc)} ({time.monotonic() - started:.0f}s)")
+            if on_event is not None:
+                on_event(doc)
+            if should_stop is not None and should_stop():
+                break
     else:
         raw = body.read()
         first_event = time.monotonic() - started

@@ -74,7 +74,7 @@ def test_stop_is_seen_by_the_running_invocation():
         for _ in range(200):
             if should_stop():
                 seen.append("stopped")
-                return {}
+                return {"stopped": True, "success": False}
             threading.Event().wait(0.01)
         return {"success": True, "result": "finished"}
 
