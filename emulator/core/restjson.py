@@ -208,7 +208,7 @@ class RestJsonService:
             return HttpResponse(200, headers, b"{}")
         payload_name = shape.serialization.get("payload")
         doc: dict[str, Any] = {}
-        status = 200
+        status = int(op.http.get("responseCode", 200))  # e.g. 202 for CreateAgentRuntime, 201 for CreateEvent
         body: bytes | Iterator[bytes] | None = None
         for name, member in shape.members.items():
             if name not in result or result[name] is None:

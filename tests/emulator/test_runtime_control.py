@@ -34,6 +34,7 @@ def test_runtime_is_creating_then_ready_with_aws_shaped_ids(control, image_uri):
     name = _name()
     created = create_runtime(control, name, image_uri)
     assert created["status"] == "CREATING"
+    assert created["ResponseMetadata"]["HTTPStatusCode"] == 202  # accepted, as AWS answers
     assert re.fullmatch(rf"{name}-[a-zA-Z0-9]{{10}}", created["agentRuntimeId"])
     assert created["agentRuntimeArn"] == f"arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/{created['agentRuntimeId']}"
     assert created["agentRuntimeVersion"] == "1"
