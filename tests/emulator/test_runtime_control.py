@@ -187,3 +187,15 @@ def test_runtimes_survive_an_emulator_restart(tmp_path):
         assert got["environmentVariables"] == {"KEPT": "yes"}
     finally:
         second.stop()
+
+
+def test_helpers_and_the_emulator_read_local_builds_the_same_way():
+    from emulator.runtime import images
+    from helpers import image
+
+    assert (image.BUILD_ANNOTATION, image.APP_ANNOTATION, image.LOCAL_BUILD, image.DEFAULT_APP) == (
+        images.BUILD_ANNOTATION, images.APP_ANNOTATION, images.LOCAL_BUILD, images.DEFAULT_APP)
+    packed = image.pack_context(image.CONTAINER_DIR)
+    manifest = __import__("json").loads(image.local_manifest(packed, "s3://b/k.tar.gz"))
+    assert images.local_context(manifest) == {"uri": "s3://b/k.tar.gz", "digest": packed.digest,
+                                              "app": "agent.app:app"}

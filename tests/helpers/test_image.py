@@ -170,3 +170,38 @@ def test_codebuild_uploads_the_source_starts_the_project_with_the_tag_and_report
     assert "Step 1/5 : FROM python" in capsys.readouterr().out
     for s in stubs.values():
         s.assert_no_pending_responses()
+
+
+def test_docker_build_logs_in_with_the_ecr_password_then_builds_and_reports_the_digest(monkeypatch, context):
+    import base64
+    import subprocess
+
+    import boto3
+
+    settings = config.load(target="aws", region="us-east-1")
+    ecr = boto3.client("ecr", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(ecr)
+    tag = image.pack_context(context).tag
+    tag_id = {"repositoryName": "agent", "imageIds": [{"imageTag": tag}]}
+    stub.add_client_error("describe_images", "ImageNotFoundException", expected_params=tag_id)
+    token = base64.b64encode(b"AWS:secret-password").decode()
+    stub.add_response("get_authorization_token", {"authorizationData": [{"authorizationToken": token}]}, {})
+    stub.add_response("describe_images", {"imageDetails": [{"imageDigest": "sha256:" + "c" * 64}]}, tag_id)
+    stub.activate()
+    monkeypatch.setattr(image.aws, "client", lambda name, settings, config=None: ecr)
+    ran = []
+
+    def run(cmd, **kwargs):
+        ran.append((cmd, kwargs.get("input")))
+        return subprocess.CompletedProcess(cmd, 0, "Login Succeeded", "")
+
+    def popen(cmd, **kwargs):
+        ran.append((cmd, None))
+        return subprocess.Popen(["echo", "pushed"], **kwargs)
+
+    repo_uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent"
+    built = image._build_docker(settings, context, repo_uri, progress=False, run=run, popen=popen)
+    assert ran[0] == (image.docker_commands(repo_uri.split("/")[0], built.image_uri, context)[0], "secret-password")
+    assert ran[1][0][:3] == ["docker", "buildx", "build"]
+    assert (built.image_uri, built.image_digest) == (f"{repo_uri}:{tag}", "sha256:" + "c" * 64)
+    stub.assert_no_pending_responses()
