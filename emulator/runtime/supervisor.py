@@ -203,7 +203,7 @@ class Supervisor:
             if proc is not None and (proc.broken or not proc.alive() or proc.launch.version != launch.version):
                 # Dead, failed mid-stream, or serving an older version: the next call starts afresh.
                 reason = "it runs an older version" if proc.alive() and not proc.broken else "it is no longer healthy"
-                self._stop(proc, f"replaced because {reason}")
+                self._stop_all([proc], f"replaced because {reason}", wait=False)
                 proc = None
             if proc is None:
                 proc = self._start(launch)
@@ -221,7 +221,8 @@ class Supervisor:
             if broken:
                 proc.broken = True
         if broken:
-            self._stop(proc, "it failed during an invocation")
+            # In the background: the caller is still being told what happened.
+            self._stop_all([proc], "it failed during an invocation", wait=False)
 
     def stop_session(self, runtime_id: str, session_id: str) -> bool:
         with self._lock:
