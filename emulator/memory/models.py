@@ -608,8 +608,9 @@ class MemoryBackend:
             while True:
                 sql, page_args = base_sql, list(args)
                 if after is not None:
-                    sql += " AND (ts < ? OR (ts = ? AND seq < ?))"
-                    page_args += [after[0], after[0], after[1]]
+                    # A row value, so SQLite seeks the index to the position instead of scanning to it.
+                    sql += " AND (ts, seq) < (?, ?)"
+                    page_args += [after[0], after[1]]
                 rows = self._db.execute(sql + " ORDER BY ts DESC, seq DESC LIMIT ?", page_args + [chunk]).fetchall()
                 for row in rows:
                     if metadata_filters and not _event_matches(row, metadata_filters):
