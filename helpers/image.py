@@ -299,6 +299,27 @@ def _manifest(ecr, repo: str, tag: str) -> str | None:
     return images[0]["imageManifest"] if images else None
 
 
+def _tag_latest(ecr, repo: str, tag: str) -> None:
+    """Point `latest` at the image `tag` names (ECR retags by putting the same manifest under a new tag)."""
+    images = ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": tag}],
+                                 acceptedMediaTypes=["application/vnd.docker.distribution.manifest.v2+json",
+                                                     OCI_MANIFEST,
+                                                     "application/vnd.oci.image.index.v1+json",
+                                                     "application/vnd.docker.distribution.manifest.list.v2+json"])
+    if not images.get("images"):
+        raise ImageBuildError(f"Image {repo}:{tag} is not in ECR after its build.",
+                              hint="Read the build's log above; the push may have failed.")
+    found = images["images"][0]
+    kwargs = {"repositoryName": repo, "imageManifest": found["imageManifest"], "imageTag": "latest"}
+    if found.get("imageManifestMediaType"):
+        kwargs["imageManifestMediaType"] = found["imageManifestMediaType"]
+    try:
+        ecr.put_image(**kwargs)
+    except ClientError as exc:
+        if aws_error_code(exc) != "ImageAlreadyExistsException":  # latest already names it
+            raise ImageBuildError(f"Could not tag {repo}:{tag} as latest: {exc}") from exc
+
+
 # -- local -------------------------------------------------------------------------------------
 def _build_local(settings: Settings, context_dir: Path, repository_uri: str, bucket: str, app: str) -> ImageBuild:
     context = pack_context(context_dir, "tar.gz")
@@ -350,6 +371,7 @@ def _build_codebuild(settings: Settings, context_dir: Path, repository_uri: str,
     repo = repository_name(repository_uri)
     existing = _image_digest(ecr, repo, context.tag)
     if existing:
+        _tag_latest(ecr, repo, context.tag)
         return ImageBuild(f"{repository_uri}:{context.tag}", existing, "codebuild", "", context.digest, False, 0.0,
                           len(context.files))
     s3 = aws.client("s3", settings)
@@ -379,6 +401,8 @@ def _build_codebuild(settings: Settings, context_dir: Path, repository_uri: str,
         describe=lambda b: f"{b['buildStatus']} ({b.get('currentPhase', '?')})",
         timeout=timeout, interval=CODEBUILD_POLL_SECONDS, max_interval=10.0, progress=progress)
     tail.show(final.get("logs") or {})
+    # The project's buildspec pushes IMAGE_TAG only; `latest` is moved here, so it names the newest build.
+    _tag_latest(ecr, repo, context.tag)
     digest = _image_digest(ecr, repo, context.tag)
     return ImageBuild(f"{repository_uri}:{context.tag}", digest, "codebuild", "", context.digest, True, 0.0,
                       len(context.files), details={"build_id": build_id})
@@ -430,6 +454,7 @@ def _build_docker(settings: Settings, context_dir: Path, repository_uri: str, pr
     image_uri = f"{repository_uri}:{context.tag}"
     existing = _image_digest(ecr, repo, context.tag)
     if existing:
+        _tag_latest(ecr, repo, context.tag)
         return ImageBuild(image_uri, existing, "docker", "", context.digest, False, 0.0, len(context.files))
     login, build = docker_commands(repository_uri.split("/", 1)[0], image_uri, context_dir)
     proc = run(login, input=ecr_password(ecr), capture_output=True, text=True, timeout=60)

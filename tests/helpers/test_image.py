@@ -8,7 +8,7 @@ import tarfile
 import zipfile
 
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 from helpers import config, image
 from helpers.errors import ConfigError, ImageBuildError
@@ -131,7 +131,7 @@ def test_docker_commands_log_in_on_stdin_and_build_arm64_and_push(tmp_path):
     assert "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent:latest" in build
 
 
-def test_codebuild_uploads_the_source_starts_the_project_with_the_tag_and_reports_the_digest(monkeypatch, context,
+def test_codebuild_uploads_the_source_starts_the_project_moves_latest_and_reports_the_digest(monkeypatch, context,
                                                                                            capsys):
     import boto3
 
@@ -158,6 +158,14 @@ def test_codebuild_uploads_the_source_starts_the_project_with_the_tag_and_report
         stubs["logs"].add_response("get_log_events", {"events": [], "nextForwardToken": "f1"},
                                    {"logGroupName": "/build", "logStreamName": "s1", "startFromHead": True,
                                     "nextToken": token})
+    manifest = '{"schemaVersion": 2}'
+    stubs["ecr"].add_response("batch_get_image", {"images": [{"imageManifest": manifest,
+                                                              "imageManifestMediaType": "application/vnd.oci.image.manifest.v1+json"}]},
+                              {"repositoryName": "agent", "imageIds": [{"imageTag": packed.tag}],
+                               "acceptedMediaTypes": ANY})
+    stubs["ecr"].add_response("put_image", {}, {"repositoryName": "agent", "imageManifest": manifest,
+                                                "imageTag": "latest",
+                                                "imageManifestMediaType": "application/vnd.oci.image.manifest.v1+json"})
     stubs["ecr"].add_response("describe_images", {"imageDetails": [{"imageDigest": "sha256:" + "b" * 64}]}, tag_id)
     for s in stubs.values():
         s.activate()
