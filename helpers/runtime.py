@@ -112,7 +112,8 @@ def wait_for_runtime_ready(settings: Settings, runtime_id: str, *, timeout: floa
                     "Fix the cause, then run this cell again (a failed create needs delete_runtime first).")
         return None
 
-    return waiters.wait_for(f"runtime {settings.runtime_name}", lambda: control.get_agent_runtime(agentRuntimeId=runtime_id),
+    return waiters.wait_for(f"runtime {settings.runtime_name}",
+                            lambda: control.get_agent_runtime(agentRuntimeId=runtime_id),
                             done=lambda s: s["status"] == "READY", failed=failed,
                             describe=lambda s: f"{s['status']} (version {s['agentRuntimeVersion']})",
                             timeout=timeout, interval=0.25 if settings.is_local else 2.0, max_interval=10.0,

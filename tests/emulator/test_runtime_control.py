@@ -36,7 +36,8 @@ def test_runtime_is_creating_then_ready_with_aws_shaped_ids(control, image_uri):
     assert created["status"] == "CREATING"
     assert created["ResponseMetadata"]["HTTPStatusCode"] == 202  # accepted, as AWS answers
     assert re.fullmatch(rf"{name}-[a-zA-Z0-9]{{10}}", created["agentRuntimeId"])
-    assert created["agentRuntimeArn"] == f"arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/{created['agentRuntimeId']}"
+    arn_prefix = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/"
+    assert created["agentRuntimeArn"] == arn_prefix + created["agentRuntimeId"]
     assert created["agentRuntimeVersion"] == "1"
     got = wait_ready(control, created["agentRuntimeId"])
     assert got["agentRuntimeArtifact"]["containerConfiguration"]["containerUri"] == image_uri

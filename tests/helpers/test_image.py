@@ -116,7 +116,8 @@ def test_docker_is_unavailable_when_the_engine_does_not_answer(monkeypatch):
     import subprocess
 
     monkeypatch.setattr(image.shutil, "which", lambda name: "/usr/bin/docker")
-    down = lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", "Cannot connect to the Docker daemon")  # noqa: E731
+    def down(cmd, **kw):
+        return subprocess.CompletedProcess(cmd, 1, "", "Cannot connect to the Docker daemon")
     assert image.docker_available(run=down) == (False, "no Docker engine answers")
 
 
@@ -158,14 +159,14 @@ def test_codebuild_uploads_the_source_starts_the_project_moves_latest_and_report
         stubs["logs"].add_response("get_log_events", {"events": [], "nextForwardToken": "f1"},
                                    {"logGroupName": "/build", "logStreamName": "s1", "startFromHead": True,
                                     "nextToken": token})
-    manifest = '{"schemaVersion": 2}'
+    manifest, oci = '{"schemaVersion": 2}', "application/vnd.oci.image.manifest.v1+json"
     stubs["ecr"].add_response("batch_get_image", {"images": [{"imageManifest": manifest,
-                                                              "imageManifestMediaType": "application/vnd.oci.image.manifest.v1+json"}]},
+                                                              "imageManifestMediaType": oci}]},
                               {"repositoryName": "agent", "imageIds": [{"imageTag": packed.tag}],
                                "acceptedMediaTypes": ANY})
     stubs["ecr"].add_response("put_image", {}, {"repositoryName": "agent", "imageManifest": manifest,
                                                 "imageTag": "latest",
-                                                "imageManifestMediaType": "application/vnd.oci.image.manifest.v1+json"})
+                                                "imageManifestMediaType": oci})
     stubs["ecr"].add_response("describe_images", {"imageDetails": [{"imageDigest": "sha256:" + "b" * 64}]}, tag_id)
     for s in stubs.values():
         s.activate()

@@ -1,4 +1,4 @@
-"""What 05_invoke_agent must show: a file made, then restored with the first turn in the same session, not for another actor."""
+"""What 05_invoke_agent must show: a file made and kept with the first turn in its session; nothing for another actor."""
 from __future__ import annotations
 
 import ast
