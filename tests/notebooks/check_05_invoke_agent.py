@@ -1,4 +1,4 @@
-"""What 05_invoke_agent must show: a file made and kept with the first turn in its session; nothing for another actor."""
+"""What 05_invoke_agent must show: a file made, kept with the first turn in its session, unseen by another actor."""
 from __future__ import annotations
 
 import ast
