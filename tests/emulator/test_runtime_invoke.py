@@ -244,3 +244,12 @@ def test_idle_sessions_are_stopped_but_never_while_busy_and_shutdown_stops_all(t
     finally:
         emu.stop()
     assert _wait_dead(last_pid, 5), "emulator shutdown left an agent running"
+
+
+def test_a_call_without_a_session_id_gets_a_new_session_as_on_aws(call):
+    answers = [call.client.invoke_agent_runtime(agentRuntimeArn=call.arn, payload=b'{"input": {"prompt": "hi"}}')
+               for _ in range(2)]
+    ids = [a["runtimeSessionId"] for a in answers]
+    pids = [json.loads(a["response"].read())["output"]["metadata"]["pid"] for a in answers]
+    assert ids[0] != ids[1] and all(len(i) >= 33 for i in ids)
+    assert pids[0] != pids[1]  # each call a fresh microVM: why the helpers always name the session
