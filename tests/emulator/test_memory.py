@@ -41,6 +41,27 @@ def _active(control, memory_id):
                  what=f"{memory_id} to be ACTIVE")
 
 
+def _young(control, prefix):
+    """A memory created just now, with the time it was created (it stays CREATING for about 1 s)."""
+    return control.create_memory(name=_name(prefix), eventExpiryDuration=30)["memory"], time.monotonic()
+
+
+def _still_creating(since: float) -> bool:
+    # A loaded machine may take longer than the CREATING window between two calls; say so, not fail.
+    if time.monotonic() - since > 0.8:
+        pytest.skip("the machine was too slow to make a call while the memory was CREATING")
+    return True
+
+
+def _error_of(call) -> dict:
+    """The AWS error a call answered with ({} if it succeeded)."""
+    try:
+        call()
+    except ClientError as exc:
+        return exc.response["Error"]
+    return {"Code": None, "Message": ""}
+
+
 def _code(err) -> str:
     return err.value.response["Error"]["Code"]
 
@@ -144,9 +165,10 @@ def test_memory_ids_and_arns_have_aws_formats(control, memory):
 
 
 def test_memory_is_creating_then_active_and_deleting_then_gone(control):
-    created = control.create_memory(name=_name("Life"), eventExpiryDuration=30)["memory"]
+    created, since = _young(control, "Life")
     assert created["status"] == "CREATING"
-    assert control.get_memory(memoryId=created["id"])["memory"]["status"] == "CREATING"
+    status = control.get_memory(memoryId=created["id"])["memory"]["status"]
+    assert _still_creating(since) and status == "CREATING"
     _active(control, created["id"])
     assert control.delete_memory(memoryId=created["id"])["status"] == "DELETING"
     assert control.get_memory(memoryId=created["id"])["memory"]["status"] == "DELETING"
@@ -243,18 +265,16 @@ def test_unknown_memory_is_resource_not_found_on_both_planes(control, data):
 
 
 def test_data_plane_refuses_a_memory_that_is_not_active_yet(control, data):
-    created = control.create_memory(name=_name("Young"), eventExpiryDuration=30)["memory"]
-    with pytest.raises(ClientError) as err:
-        _say(data, created["id"], "a", "s", "USER", "too early")
-    assert _code(err) == "ValidationException"
-    assert "ACTIVE" in err.value.response["Error"]["Message"]
+    created, since = _young(control, "Young")
+    error = _error_of(lambda: _say(data, created["id"], "a", "s", "USER", "too early"))
+    assert _still_creating(since) and error["Code"] == "ValidationException"
+    assert "ACTIVE" in error["Message"]
 
 
 def test_update_while_creating_is_a_conflict(control):
-    created = control.create_memory(name=_name("Busy"), eventExpiryDuration=30)["memory"]
-    with pytest.raises(ClientError) as err:
-        control.update_memory(memoryId=created["id"], description="now")
-    assert _code(err) == "ConflictException"
+    created, since = _young(control, "Busy")
+    error = _error_of(lambda: control.update_memory(memoryId=created["id"], description="now"))
+    assert _still_creating(since) and error["Code"] == "ConflictException"
 
 
 def test_update_memory_adds_modifies_and_deletes_strategies(control):
