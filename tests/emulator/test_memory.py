@@ -54,7 +54,7 @@ def _still_creating(since: float) -> bool:
 
 
 def _error_of(call) -> dict:
-    """The AWS error a call answered with ({} if it succeeded)."""
+    """The AWS error a call answered with (Code None if it succeeded)."""
     try:
         call()
     except ClientError as exc:
