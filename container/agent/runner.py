@@ -44,11 +44,19 @@ class RunOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def tool_target(tool_input: dict) -> str:
-    """What a tool call acts on (a file, a command, a pattern), for progress events."""
+def tool_target(tool_input: dict, cwd: Path | None = None) -> str:
+    """What a tool call acts on (a file, a command, a pattern), for progress events.
+
+    A file inside the workspace is named relative to it: `hello.py`, not the workspace's long path.
+    """
     for key in _TARGET_KEYS:
         value = tool_input.get(key)
         if isinstance(value, str) and value:
+            if cwd is not None and value.startswith("/"):
+                try:
+                    value = str(Path(value).relative_to(cwd))
+                except ValueError:
+                    pass  # outside the workspace: the absolute path is the honest name
             return value if len(value) <= 200 else value[:200] + "..."
     return ""
 
@@ -92,7 +100,7 @@ async def run_claude(settings: AgentSettings, cwd: Path, prompt: str, permission
             # The timeout cancels the SDK inside this same task, so its own clean-up ends the CLI.
             async with asyncio.timeout(settings.run_timeout):
                 async for message in query(prompt=prompt, options=options):
-                    for event in _events_of(message, outcome, tool_names):
+                    for event in _events_of(message, outcome, tool_names, cwd):
                         await events.put(event)
         except TimeoutError:
             outcome.timed_out = True
@@ -121,7 +129,7 @@ async def run_claude(settings: AgentSettings, cwd: Path, prompt: str, permission
         outcome.duration_ms = outcome.duration_ms or int((time.monotonic() - started) * 1000)
 
 
-def _events_of(message, outcome: RunOutcome, tool_names: dict[str, str]) -> list[dict]:
+def _events_of(message, outcome: RunOutcome, tool_names: dict[str, str], cwd: Path | None = None) -> list[dict]:
     out: list[dict] = []
     if isinstance(message, SystemMessage):
         if message.subtype == "init":
@@ -134,7 +142,7 @@ def _events_of(message, outcome: RunOutcome, tool_names: dict[str, str]) -> list
                 out.append({"type": "text", "text": block.text})
             elif isinstance(block, ToolUseBlock):
                 tool_names[block.id] = block.name
-                out.append({"type": "tool_use", "tool": block.name, "target": tool_target(block.input or {}),
+                out.append({"type": "tool_use", "tool": block.name, "target": tool_target(block.input or {}, cwd),
                             "id": block.id})
     elif isinstance(message, UserMessage) and isinstance(message.content, list):
         for block in message.content:

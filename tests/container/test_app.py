@@ -256,5 +256,16 @@ def test_each_step_is_logged_as_a_json_line_for_the_timeline(make_agent, capsys)
     times = [doc["time"] for doc in lines]
     assert times == sorted(times)
     write = next(doc for doc in lines if doc["agent_event"] == "tool_use")
-    assert write["tool"] == "Write" and write["target"].endswith("hello.py")
+    assert write["tool"] == "Write" and write["target"] == "hello.py"
     assert lines[-1]["success"] is True and lines[-1]["duration_ms"] == output["metadata"]["duration_ms"]
+
+
+def test_progress_names_workspace_files_relative_to_the_workspace():
+    from pathlib import Path
+
+    from agent.runner import tool_target
+
+    workspace = Path("/home/agent/workspaces/alice/s1")
+    assert tool_target({"file_path": "/home/agent/workspaces/alice/s1/src/app.py"}, workspace) == "src/app.py"
+    assert tool_target({"file_path": "/etc/hosts"}, workspace) == "/etc/hosts"
+    assert tool_target({"command": "ls -la"}, workspace) == "ls -la"
