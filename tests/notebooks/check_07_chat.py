@@ -1,0 +1,19 @@
+"""What 07_chat must show: a message sent through the chat's session reaches the agent, streams progress and lists files."""
+from __future__ import annotations
+
+from tests.notebooks.checks import check
+from tests.notebooks.conftest import cell_text
+
+
+@check("07_chat")
+def the_chat_reaches_the_agent_and_lists_the_file_it_wrote(workshop, executed):
+    transcript = cell_text(executed, "print(ui.session.transcript())")
+    assert "user: Create a file notes.md" in transcript
+    assert "agent: " in transcript
+    assert "· Write notes.md" in transcript  # progress streamed while it worked, named within the workspace
+    assert "file: notes.md -> s3://" in transcript
+
+
+@check("07_chat")
+def quit_ends_the_chat(workshop, executed):
+    assert cell_text(executed, 'ui.session.send("/quit")').strip().endswith("True")

@@ -1,0 +1,31 @@
+"""What 08_outputs_and_logs must show: the session's files downloaded, log lines, the deployment, a timeline."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.notebooks.checks import check
+from tests.notebooks.conftest import cell_text
+
+
+@check("08_outputs_and_logs")
+def downloads_the_files_of_the_session(workshop, executed):
+    table = cell_text(executed, "outputs.download_session(")
+    assert "hello.py" in table and "session" in table and "output" in table
+    downloads = Path(workshop.settings.state_dir) / "downloads" / "workshop-user"
+    assert any(p.name == "hello.py" for p in downloads.rglob("*"))
+
+
+@check("08_outputs_and_logs")
+def shows_the_runtime_logs_and_the_deployment(workshop, executed):
+    assert "agent_event" in cell_text(executed, "logs.logs_df(")
+    deployment = cell_text(executed, "outputs.deployment_df(settings)")
+    for field in ("runtime arn", "runtime status", "READY", "image", "memory id", "strategy facts", "bucket"):
+        assert field in deployment
+
+
+@check("08_outputs_and_logs")
+def the_timeline_has_model_turns_and_tool_calls(workshop, executed):
+    timeline = cell_text(executed, "timeline = logs.timeline_df(")
+    assert "model turn" in timeline and "tool Write" in timeline and "whole invocation" in timeline
+    plot_cell = next(c for c in executed.cells if c.cell_type == "code" and "timeline_plot" in c.source)
+    assert any("image/png" in o.get("data", {}) for o in plot_cell.outputs)

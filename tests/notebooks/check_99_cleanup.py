@@ -1,0 +1,30 @@
+"""What 99_cleanup must leave: nothing, and a second run that finds nothing to remove."""
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.notebooks.checks import check
+from tests.notebooks.conftest import cell_text
+
+
+@check("99_cleanup")
+def removes_everything_and_a_second_run_finds_it_gone(workshop, executed):
+    first, second = [c for c in executed.cells if c.cell_type == "code" and "cleanup.cleanup_df(settings)" in c.source]
+    first_text = "\n".join(o.get("data", {}).get("text/plain", "") for o in first.outputs)
+    second_text = "\n".join(o.get("data", {}).get("text/plain", "") for o in second.outputs)
+    assert "removed" in first_text and "error" not in first_text
+    assert "removed" not in second_text and "error" not in second_text
+    assert "Empty DataFrame" in cell_text(executed, "cleanup.remaining_df(settings)")
+
+
+@check("99_cleanup")
+def nothing_remains_in_the_emulator(workshop, executed):
+    emu = workshop.emulator
+    with pytest.raises(ClientError):
+        emu.client("cloudformation").describe_stacks(StackName=workshop.settings.stack_name)
+    memories = emu.client("bedrock-agentcore-control").list_memories()["memories"]
+    assert [m for m in memories if m.get("status") != "DELETING"] == []
+    assert emu.client("bedrock-agentcore-control").list_agent_runtimes()["agentRuntimes"] == []
+    with pytest.raises(ClientError):
+        emu.client("ssm").get_parameter(Name=workshop.settings.memory_id_parameter)
