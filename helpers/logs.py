@@ -136,9 +136,17 @@ def timeline_plot(df):
         ax.barh(i, max(row["duration_s"], 0.01), left=row["start_s"], color=colour)
         ax.text(row["start_s"] + row["duration_s"], i, f" {row['duration_s']:.2f}s", va="center", fontsize=8)
     ax.set_yticks(range(len(steps)))
-    ax.set_yticklabels([f"#{r.invocation} {r.step} {r.detail}"[:48] for r in steps.itertuples()], fontsize=8)
+    ax.set_yticklabels([_label(r) for r in steps.itertuples()], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("seconds from the start of the invocation")
     ax.set_title("Where the time went")
     fig.tight_layout()
     return fig
+
+
+def _label(row) -> str:
+    if row.step == "model turn":
+        return f"#{row.invocation} model {row.detail}"
+    if row.step.startswith("tool "):
+        return f"#{row.invocation} {row.step[5:]} {row.detail}"[:40]
+    return f"#{row.invocation} {row.step}"
