@@ -504,4 +504,9 @@ def images_df(settings: Settings, repository_uri: str | None = None):
                          "pushed_at": d.get("imagePushedAt"), "size_bytes": d.get("imageSizeInBytes"),
                          "media_type": d.get("imageManifestMediaType")})
     df = pd.DataFrame(rows, columns=["tags", "digest", "pushed_at", "size_bytes", "media_type"])
-    return df.sort_values("pushed_at", ascending=False, ignore_index=True) if len(df) else df
+    if not len(df):
+        return df
+    # Newest first; within one second (timestamps are whole seconds) the image `latest` names leads.
+    df["_latest"] = df["tags"].str.split(", ").map(lambda tags: "latest" in tags)
+    df = df.sort_values(["pushed_at", "_latest"], ascending=[False, False], ignore_index=True, kind="stable")
+    return df.drop(columns="_latest")
