@@ -22,7 +22,7 @@ from .exceptions import (ConflictException, RetryableConflictException, Validati
                          runtime_not_found)
 
 # Seconds a runtime or endpoint stays CREATING/UPDATING/DELETING (AWS: tens of seconds).
-TRANSITION_SECONDS = float(os.environ.get("EMULATOR_RUNTIME_TRANSITION", "0.5"))
+TRANSITION_SECONDS = float(os.environ.get("EMULATOR_RUNTIME_TRANSITION", "1.0"))
 DEFAULT_ENDPOINT = "DEFAULT"
 # What GetAgentRuntime reports when the caller set no lifecycle (AWS's documented defaults).
 DEFAULT_LIFECYCLE = {"idleRuntimeSessionTimeout": 900, "maxLifetime": 28800}

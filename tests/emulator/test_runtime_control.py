@@ -26,6 +26,13 @@ def control(emulator):
     return emulator.client("bedrock-agentcore-control")
 
 
+def _until(condition, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
 def _code(err) -> tuple[str, int]:
     return err.value.response["Error"]["Code"], err.value.response["ResponseMetadata"]["HTTPStatusCode"]
 
@@ -60,7 +67,7 @@ def test_every_control_plane_answer_matches_botocore_output_model(control, image
         agentRuntimeId=rid, name="stable", agentRuntimeVersion="1", description="pinned")
     answers["GetAgentRuntimeEndpoint"] = control.get_agent_runtime_endpoint(agentRuntimeId=rid, endpointName="DEFAULT")
     answers["ListAgentRuntimeEndpoints"] = control.list_agent_runtime_endpoints(agentRuntimeId=rid)
-    time.sleep(0.7)
+    _until(lambda: control.get_agent_runtime_endpoint(agentRuntimeId=rid, endpointName="stable")["status"] == "READY")
     answers["UpdateAgentRuntimeEndpoint"] = control.update_agent_runtime_endpoint(
         agentRuntimeId=rid, endpointName="stable", agentRuntimeVersion="2")
     answers["DeleteAgentRuntimeEndpoint"] = control.delete_agent_runtime_endpoint(agentRuntimeId=rid,
@@ -136,10 +143,16 @@ def test_delete_is_deleting_then_gone(control, image_uri):
     wait_ready(control, rid)
     assert control.delete_agent_runtime(agentRuntimeId=rid)["status"] == "DELETING"
     assert control.get_agent_runtime(agentRuntimeId=rid)["status"] == "DELETING"
-    time.sleep(0.7)
-    with pytest.raises(ClientError) as err:
-        control.get_agent_runtime(agentRuntimeId=rid)
-    assert _code(err) == ("ResourceNotFoundException", 404)
+
+    def gone() -> bool:
+        try:
+            control.get_agent_runtime(agentRuntimeId=rid)
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "ResourceNotFoundException"
+            return True
+        return False
+
+    _until(gone)
     assert rid not in [r["agentRuntimeId"] for r in control.list_agent_runtimes()["agentRuntimes"]]
 
 
