@@ -60,7 +60,8 @@ class ChatSession:
         finally:
             self.busy = False
         if output.get("stopped"):
-            reply.role, reply.text = "system", "Stopped. The agent's files so far are kept in its session."
+            reply.role, reply.text = "system", ("Stopped, and the session's agent with it: files from earlier turns "
+                                                "stay in the session; what this turn wrote was not uploaded.")
             return self._add(reply)
         reply.text = output.get("result") or ("(no answer)" if output.get("success") else
                                               f"The agent reported a failure: {output.get('error', output)}")
