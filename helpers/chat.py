@@ -145,7 +145,7 @@ def chat_widget(settings: Settings, actor_id: str, session_id: str, invoker: Inv
     import ipywidgets as w
 
     session = ChatSession(invoker or invoker_for(settings), actor_id, session_id)
-    history = w.HTML(layout=w.Layout(height="320px", overflow_y="auto", border="1px solid #ccc", padding="6px"))
+    history = w.HTML(layout=w.Layout(height="320px", overflow="auto", border="1px solid #ccc", padding="6px"))
     box = w.Text(placeholder="Ask the agent (type /quit to end)", layout=w.Layout(width="70%"))
     send, stop = w.Button(description="Send", button_style="primary"), w.Button(description="Stop")
     actor, sess = w.Text(value=actor_id, description="actor"), w.Text(value=session_id, description="session")
