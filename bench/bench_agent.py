@@ -14,41 +14,20 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # The agent is the container's source tree, imported as the image does (from container/).
 sys.path.insert(0, str(ROOT / "container"))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_emulator(state: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "emulator", "serve", "--port", str(port), "--state-dir", str(state)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/_emulator/health", timeout=1).read()
-            return proc, endpoint
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("bench: the emulator did not start")
-            time.sleep(0.1)
+from tests.conftest import EmulatorProcess  # noqa: E402  (the same child-process emulator the tests use)
 
 
 def setup_aws(endpoint: str, bucket: str) -> str:
@@ -109,7 +88,8 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-agent-"))
-    emulator, endpoint = start_emulator(tmp / "emulator")
+    emulator = EmulatorProcess(tmp / "emulator").start()
+    endpoint = emulator.endpoint
     try:
         bucket = "bench-agent"
         setup_aws(endpoint, bucket)
@@ -160,8 +140,7 @@ def main() -> None:
             "overhead_grows_with_unchanged_files": ratio > 1.5,
         }, indent=2))
     finally:
-        emulator.send_signal(signal.SIGTERM)
-        emulator.wait(30)
+        emulator.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

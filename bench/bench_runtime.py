@@ -13,43 +13,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 AGENTS = {"real": ROOT / "container", "fake": ROOT / "tests" / "emulator" / "fixtures" / "fake_agent"}
 PROMPTS = {"real": ("Say hello in one short sentence.", "And once more, briefly."), "fake": ("hello", "again")}
 ROLE_ARN = "arn:aws:iam::123456789012:role/bench-runtime-role"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_emulator(state: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "emulator", "serve", "--port", str(port), "--state-dir", str(state)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/_emulator/health", timeout=1).read()
-            return proc, endpoint
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("bench: the emulator did not start")
-            time.sleep(0.1)
+from tests.conftest import EmulatorProcess  # noqa: E402  (the same child-process emulator the tests use)
 
 
 def deploy(kind: str, tag: str):
@@ -101,7 +79,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"bench: unknown agent(s) {', '.join(sorted(unknown))}; choose from {', '.join(AGENTS)}")
     with tempfile.TemporaryDirectory(prefix="bench-runtime-") as tmp:
-        proc, endpoint = start_emulator(Path(tmp) / "emulator")
+        emulator = EmulatorProcess(Path(tmp) / "emulator").start()
+        endpoint = emulator.endpoint
         os.environ.update(WORKSHOP_TARGET="local", AWS_ENDPOINT_URL=endpoint, WORKSHOP_STATE_DIR=str(Path(tmp) / "ws"))
         try:
             tag = uuid.uuid4().hex[:6]
@@ -109,8 +88,7 @@ def main() -> None:
             for kind in kinds:
                 report[f"{kind}_agent"] = measure(deploy(kind, tag), kind, args.sessions)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+            emulator.stop()
     print(json.dumps(report, indent=2))
 
 

@@ -6,7 +6,6 @@ The read timeout is longer than both the agent's own run timeout and AWS's 15-mi
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -29,14 +28,6 @@ _SAFE = re.compile(r"[^A-Za-z0-9]+")
 
 
 def _data_client(settings: Settings):
-    if settings.is_local:
-        aws.ensure_emulator(settings)  # cheap when it runs; starts it again if it was stopped meanwhile
-    return _cached_data_client(settings)
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_data_client(settings: Settings):
-    # One client per settings (creating one costs more than a short invocation's round trip).
     return aws.client("bedrock-agentcore", settings, config=INVOKE_CONFIG)
 
 

@@ -7,10 +7,8 @@ its own namespace. The same calls work on the local emulator and on AWS.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import json
-import threading
 from typing import Iterable
 
 from botocore.exceptions import ClientError
@@ -38,20 +36,9 @@ STRATEGIES = [
 KINDS = {"facts": "SEMANTIC", "summaries": "SUMMARIZATION", "preferences": "USER_PREFERENCE"}
 EVENT_EXPIRY_DAYS = 30
 _GONE = {"ResourceNotFoundException"}
-_clients_lock = threading.Lock()
 
 
 def _client(service: str, settings: Settings):
-    """A boto3 client, made once per service and settings: making one costs ~0.15 s of CPU, and
-    clients (unlike sessions) are safe to share between threads."""
-    if settings.is_local:
-        aws.ensure_emulator(settings)  # a cheap health check; starts the emulator if it stopped
-    with _clients_lock:
-        return _cached_client(service, settings)
-
-
-@functools.lru_cache(maxsize=32)
-def _cached_client(service: str, settings: Settings):
     return aws.client(service, settings)
 
 

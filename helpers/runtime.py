@@ -7,7 +7,6 @@ command line and for people, as the seed's deploy script did, but nothing depend
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 from dataclasses import asdict, dataclass
 
@@ -45,14 +44,6 @@ class RuntimeDeployment:
 
 
 def _control(settings: Settings):
-    if settings.is_local:
-        aws.ensure_emulator(settings)  # cheap when it runs; starts it again if it was stopped meanwhile
-    return _cached_control(settings)
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_control(settings: Settings):
-    # One client per settings: creating one costs more than most calls made with it.
     return aws.client("bedrock-agentcore-control", settings)
 
 

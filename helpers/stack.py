@@ -63,22 +63,12 @@ def template_parameters(settings: Settings) -> dict[str, str]:
     }
 
 
-_CLIENTS: dict = {}
-
-
 def _client(service: str, settings: Settings):
-    """One client per service and settings: creating a boto3 client costs ~0.2 s, and a deploy uses six."""
-    key = (service, settings)
-    if key not in _CLIENTS:
-        _CLIENTS[key] = aws.client(service, settings)
-    return _CLIENTS[key]
+    return aws.client(service, settings)
 
 
 def _cloudformation(settings: Settings):
-    # Clients are reused, so check here (one health request) that the emulator still answers.
-    if settings.is_local:
-        aws.ensure_emulator(settings)
-    return _client("cloudformation", settings)
+    return aws.client("cloudformation", settings)
 
 
 # -- the template ------------------------------------------------------------------------------
