@@ -29,4 +29,6 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 clean-state:
+	@# Stop the emulator first: its state is what is being removed.
+	@test ! -x $(PY) || $(PY) -c "from helpers import aws, config; aws.stop_emulator(config.load(target='local'))"
 	rm -rf .workshop runs

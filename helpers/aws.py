@@ -53,6 +53,8 @@ def _cached_client(service: str, settings: Settings, config: Config | None):
     if settings.is_local:
         return boto3.session.Session(region_name=settings.region, **_LOCAL_KEYS).client(
             service, endpoint_url=settings.endpoint_url, config=cfg)
+    # On aws, AWS_ENDPOINT_URL(_*) left over from local runs must not send real credentials elsewhere.
+    cfg = cfg.merge(Config(ignore_configured_endpoint_urls=True))
     return boto3.session.Session(region_name=settings.region).client(service, config=cfg)
 
 

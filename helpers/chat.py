@@ -34,6 +34,7 @@ class ChatSession:
         self.closed = False
         self.busy = False
         self._stop = threading.Event()
+        self._guard = threading.Lock()
         self.listeners: list[Callable[[], None]] = []
 
     # -- what a person does ------------------------------------------------------------------
@@ -45,17 +46,21 @@ class ChatSession:
         if text.lower() == QUIT:
             self.closed = True
             return self._add(Turn("system", "Chat ended. Run the cell again to start a new one."))
-        if self.busy:
-            return self._add(Turn("system", "The agent is still working on the last message; wait, or press Stop."))
+        with self._guard:  # two quick Sends must not start two invocations
+            if self.busy:
+                return self._add(Turn("system", "The agent is still working on the last message; wait, or press Stop."))
+            self.busy = True
         self._add(Turn("user", text))
         reply = Turn("agent", "")
-        self.busy = True
         self._stop.clear()
         try:
             output = self.invoker(text, self.actor_id, self.session_id,
                                   lambda event: self._progress(reply, event), self._stop.is_set)
         except WorkshopError as exc:
             reply.role, reply.text = "system", f"Invocation failed: {exc}"
+            return self._add(reply)
+        except Exception as exc:  # runs in the widget's thread: an error must show, not vanish with it
+            reply.role, reply.text = "system", f"Invocation failed: {type(exc).__name__}: {exc}"
             return self._add(reply)
         finally:
             self.busy = False

@@ -82,6 +82,10 @@ def remaining(settings: Settings) -> list[Outcome]:
         for runtime in page.get("agentRuntimes", []):
             if runtime["agentRuntimeName"] == settings.runtime_name and runtime.get("status") != "DELETING":
                 found.append(Outcome("runtime", runtime["agentRuntimeId"], runtime.get("status", "")))
+    logs = aws.client("logs", settings)
+    prefix = f"/aws/bedrock-agentcore/runtimes/{settings.runtime_name}-"
+    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix):
+        found += [Outcome("runtime logs", g["logGroupName"], "present") for g in page.get("logGroups", [])]
     try:
         aws.client("ssm", settings).get_parameter(Name=settings.memory_id_parameter)
         found.append(Outcome("ssm parameter", settings.memory_id_parameter, "present"))
@@ -99,20 +103,30 @@ def remaining_df(settings: Settings):
 
 # -- steps -------------------------------------------------------------------------------------
 def _stack_outputs(settings: Settings, outcomes: list[Outcome]) -> dict:
+    """The stack's outputs in whatever state it is (after a failed delete too: the bucket must still go)."""
     from . import stack
 
-    try:
-        return stack.stack_outputs(settings)
-    except WorkshopError as exc:
-        outcomes.append(Outcome("stack outputs", settings.stack_name, ABSENT, _one_line(exc)))
+    description = stack.describe_stack(settings)
+    if description is None:
+        outcomes.append(Outcome("stack outputs", settings.stack_name, ABSENT))
         return {}
+    return {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs") or []}
 
 
 def _delete_runtime(settings: Settings, progress: bool) -> list[Outcome]:
     from . import runtime
 
+    found = runtime.find_runtime(settings)
     result = runtime.delete_runtime(settings, progress=progress)
-    return [Outcome("runtime", settings.runtime_name, REMOVED if result == "deleted" else ABSENT)]
+    outcomes = [Outcome("runtime", settings.runtime_name, REMOVED if result == "deleted" else ABSENT)]
+    # AgentCore creates the runtime's log group itself, outside the stack, and keeps it.
+    prefix = f"/aws/bedrock-agentcore/runtimes/{found['agentRuntimeId'] if found else settings.runtime_name + '-'}"
+    logs = aws.client("logs", settings)
+    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix):
+        for group in page.get("logGroups", []):
+            logs.delete_log_group(logGroupName=group["logGroupName"])
+            outcomes.append(Outcome("runtime logs", group["logGroupName"], REMOVED))
+    return outcomes
 
 
 def _delete_memory(settings: Settings, progress: bool) -> list[Outcome]:
@@ -173,9 +187,16 @@ def _delete_images(settings: Settings, repository: str | None) -> list[Outcome]:
         raise
     # One digest may carry several tags; delete each image once, by digest.
     digests = sorted({i["imageDigest"] for i in ids if "imageDigest" in i})
+    failures = []
     for start in range(0, len(digests), 100):
-        ecr.batch_delete_image(repositoryName=repository,
-                               imageIds=[{"imageDigest": d} for d in digests[start:start + 100]])
+        answer = ecr.batch_delete_image(repositoryName=repository,
+                                        imageIds=[{"imageDigest": d} for d in digests[start:start + 100]])
+        failures += answer.get("failures", [])
+    if failures:
+        first = failures[0]
+        return [Outcome("ecr images", repository, ERROR,
+                        f"{len(failures)} of {len(digests)} not deleted, e.g. {first.get('imageId', {}).get('imageDigest')}:"
+                        f" {first.get('failureCode')} {first.get('failureReason', '')}".strip())]
     return [Outcome("ecr images", repository, REMOVED if digests else ABSENT,
                     f"{len(digests)} images" if digests else "")]
 

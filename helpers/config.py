@@ -35,6 +35,16 @@ class Settings:
         return replace(self, **changes)
 
 
+# Claude through a cross-region inference profile: its id starts with the region's geography.
+_MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+_GEOGRAPHIES = {"us": "us", "ca": "us", "eu": "eu", "ap": "apac"}
+
+
+def default_model_id(region: str) -> str:
+    """The inference profile of Claude Sonnet 4.5 for `region` (us., eu. or apac.; else global.)."""
+    return f"{_GEOGRAPHIES.get(region.split('-', 1)[0], 'global')}.{_MODEL}"
+
+
 def load(target: str | None = None, region: str | None = None, **overrides) -> Settings:
     """Settings from explicit arguments (notebook parameters) first, then the environment.
 
@@ -71,7 +81,7 @@ def load(target: str | None = None, region: str | None = None, **overrides) -> S
         if value:
             values[field] = value
     if target == "aws" and "model_id" not in values:
-        values["model_id"] = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+        values["model_id"] = default_model_id(region)
     state_dir = overrides.pop("state_dir", None) or os.environ.get("WORKSHOP_STATE_DIR")
     if state_dir:
         values["state_dir"] = Path(state_dir).resolve()

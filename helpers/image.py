@@ -436,8 +436,10 @@ class _LogTail:
 def docker_commands(registry: str, image_uri: str, context_dir: Path, platform: str = PLATFORM) -> list[list[str]]:
     """The two commands of a Docker build: log in to ECR (password on stdin), build for ARM64 and push."""
     return [["docker", "login", "--username", "AWS", "--password-stdin", registry],
-            ["docker", "buildx", "build", "--platform", platform, "--tag", image_uri,
-             "--tag", image_uri.rsplit(":", 1)[0] + ":latest", "--push", str(context_dir)]]
+            # No provenance or SBOM attestations: with them buildx pushes an image index, not the
+            # single-platform image manifest that AgentCore Runtime (like Lambda) expects.
+            ["docker", "buildx", "build", "--platform", platform, "--provenance=false", "--sbom=false",
+             "--tag", image_uri, "--tag", image_uri.rsplit(":", 1)[0] + ":latest", "--push", str(context_dir)]]
 
 
 def ecr_password(ecr) -> str:

@@ -6,6 +6,7 @@ is built from those lines, so it works after a kernel restart and on AWS alike.
 """
 from __future__ import annotations
 
+import collections
 import json
 import time
 
@@ -33,18 +34,16 @@ def log_events(settings: Settings, *, minutes: float = 60, limit: int = 1000, pa
     kwargs = {"logGroupName": group, "startTime": int((time.time() - minutes * 60) * 1000)}
     if pattern:
         kwargs["filterPattern"] = pattern
-    events: list[dict] = []
+    # Pages come oldest first: read them all and keep the newest `limit` (a tail, not a head).
+    events: collections.deque = collections.deque(maxlen=limit)
     try:
         for page in client.get_paginator("filter_log_events").paginate(**kwargs):
             events.extend(page.get("events", []))
-            if len(events) >= limit:
-                break
     except ClientError as exc:
         if aws_error_code(exc) == "ResourceNotFoundException":
             return []  # no invocation has written anything yet
         raise
-    events.sort(key=lambda e: (e["timestamp"], e.get("eventId", "")))
-    return events[-limit:]
+    return sorted(events, key=lambda e: (e["timestamp"], e.get("eventId", "")))
 
 
 def logs_df(settings: Settings, *, minutes: float = 60, tail: int = 50, pattern: str | None = None):

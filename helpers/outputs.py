@@ -21,9 +21,11 @@ def session_objects(settings: Settings, actor_id: str, session_id: str) -> list[
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=f"sessions/{actor_id}/{session_id}/"):
         found += [{"kind": "session", **obj} for obj in page.get("Contents", [])]
-    marker = f"/{actor_id}/{session_id}/"
+    # outputs/{timestamp}/{actor}/{session}/...: match the whole prefix, so actor "a", session "b"
+    # never picks up actor "x", session "a" with a folder "b".
+    own = re.compile(rf"^outputs/[^/]+/{re.escape(actor_id)}/{re.escape(session_id)}/")
     for page in paginator.paginate(Bucket=bucket, Prefix="outputs/"):
-        found += [{"kind": "output", **obj} for obj in page.get("Contents", []) if marker in obj["Key"]]
+        found += [{"kind": "output", **obj} for obj in page.get("Contents", []) if own.match(obj["Key"])]
     return found
 
 
@@ -42,7 +44,8 @@ def download_session(settings: Settings, actor_id: str, session_id: str, dest: P
             raise WorkshopError(f"S3 key {obj['Key']!r} would be written outside {root}; not downloading it.")
         target.parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(bucket, obj["Key"], str(target))
-        rows.append({"kind": obj["kind"], "file": obj["Key"].split(f"/{session_id}/", 1)[-1],
+        file_name = obj["Key"].split("/", 5 if obj["kind"] == "output" else 3)[-1]
+        rows.append({"kind": obj["kind"], "file": file_name,
                      "size": obj["Size"], "modified": obj["LastModified"], "s3_key": obj["Key"],
                      "local_path": str(target)})
     df = pd.DataFrame(rows, columns=["kind", "file", "size", "modified", "s3_key", "local_path"])

@@ -99,11 +99,9 @@ def run_notebooks(target: str | None = None, region: str | None = None, only: li
         env["AWS_ENDPOINT_URL"] = settings.endpoint_url
     else:
         echo(f"Target aws, region {settings.region}")
-    if region:
-        env["AWS_REGION"] = region
-    parameters = {"TARGET": settings.target}
-    if region:
-        parameters["REGION"] = region
+        env["AWS_ENDPOINT_URL"] = None  # real AWS: no endpoint left over from a local run
+    env["AWS_REGION"] = settings.region
+    parameters = {"TARGET": settings.target, "REGION": settings.region}
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

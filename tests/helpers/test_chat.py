@@ -104,3 +104,31 @@ def test_the_widget_renders_history_and_disables_input_after_quit():
     chat.send("/quit")
     box, send, _stop = ui.children[2].children
     assert box.disabled and send.disabled
+
+
+def test_any_failure_of_an_invocation_shows_as_a_message():
+    def broken(*_args):
+        raise ConnectionError("connection refused")
+
+    chat = ChatSession(broken, "alice", "s")
+    reply = chat.send("hi")
+    assert reply.role == "system" and "ConnectionError: connection refused" in reply.text and not chat.busy
+
+
+def test_a_second_send_while_busy_does_not_start_a_second_invocation():
+    release, started, calls = threading.Event(), threading.Event(), []
+
+    def slow(prompt, *_args):
+        calls.append(prompt)
+        started.set()
+        release.wait(5)
+        return {"success": True, "result": "ok"}
+
+    chat = ChatSession(slow, "alice", "s")
+    worker = threading.Thread(target=chat.send, args=("first",))
+    worker.start()
+    started.wait(5)
+    reply = chat.send("second")
+    release.set()
+    worker.join(5)
+    assert calls == ["first"] and "still working" in reply.text

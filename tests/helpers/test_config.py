@@ -82,3 +82,20 @@ def test_settings_are_frozen(clean_env):
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.region = "eu-west-1"
     assert settings.with_(region="eu-west-1").region == "eu-west-1"
+
+
+def test_the_default_model_on_aws_is_the_inference_profile_of_the_regions_geography(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_MODEL", raising=False)
+    assert config.load(target="aws", region="us-west-2").model_id.startswith("us.anthropic.claude")
+    assert config.load(target="aws", region="eu-central-1").model_id.startswith("eu.anthropic.claude")
+    assert config.load(target="aws", region="ap-southeast-2").model_id.startswith("apac.anthropic.claude")
+
+
+def test_on_aws_a_leftover_local_endpoint_is_not_used(monkeypatch):
+    from helpers import aws
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    client = aws.client("sts", config.load(target="aws", region="eu-west-1"))
+    assert client.meta.endpoint_url == "https://sts.eu-west-1.amazonaws.com"

@@ -129,6 +129,7 @@ def test_docker_commands_log_in_on_stdin_and_build_arm64_and_push(tmp_path):
     assert build[:3] == ["docker", "buildx", "build"]
     assert build[build.index("--platform") + 1] == "linux/arm64"
     assert "--push" in build and build[-1] == str(tmp_path)
+    assert "--provenance=false" in build and "--sbom=false" in build  # one image manifest, not an index
     assert "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent:latest" in build
 
 
