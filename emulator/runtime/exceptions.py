@@ -11,7 +11,11 @@ from ..core.errors import (  # noqa: F401  (re-exported: one place to import the
 
 
 class RetryableConflictException(ServiceError):
-    """The resource is busy changing state; the caller may try again later (409, not retried by boto3)."""
+    """The resource is busy changing state; the caller may try again shortly (409).
+
+    botocore's model marks this error retryable, so boto3 retries it by itself in the standard and
+    adaptive retry modes (the helpers use standard): a short transition is ridden out by the client.
+    """
 
     code = "RetryableConflictException"
     status = 409

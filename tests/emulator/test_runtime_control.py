@@ -218,3 +218,14 @@ def test_helpers_and_the_emulator_read_local_builds_the_same_way():
     manifest = __import__("json").loads(image.local_manifest(packed, "s3://b/k.tar.gz"))
     assert images.local_context(manifest) == {"uri": "s3://b/k.tar.gz", "digest": packed.digest,
                                               "app": "agent.app:app"}
+
+
+def test_retryable_conflict_is_described_as_retried_by_boto3_as_botocore_models_it(emulator):
+    from emulator.runtime.exceptions import RetryableConflictException
+
+    for service in ("bedrock-agentcore-control", "bedrock-agentcore"):
+        model = emulator.client(service).meta.service_model
+        if "RetryableConflictException" in model.shape_names:
+            assert model.shape_for("RetryableConflictException").metadata.get("retryable") is not None
+    doc = RetryableConflictException.__doc__
+    assert "not retried" not in doc and "retries it" in doc
