@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .core.errors import ServiceError
+from .core.errors import ServiceError, ValidationException
 from .core.restjson import HttpResponse, RestJsonService, error_response
 from .core.settings import DEFAULT_REGION, Settings
 
@@ -110,8 +110,8 @@ class EmulatorApp:
         }
         if environ.get("CONTENT_TYPE"):
             headers["Content-Type"] = environ["CONTENT_TYPE"]
-        body = _read_body(environ)
         try:
+            body = _read_body(environ)
             response = svc.router.handle(environ["REQUEST_METHOD"], raw_path, environ.get("QUERY_STRING", ""),
                                          headers, body, region, self.settings.account_id)
         except ServiceError as exc:
@@ -158,6 +158,8 @@ def _read_body(environ: dict) -> bytes:
         return b""
     length = environ.get("CONTENT_LENGTH")
     if length:
+        if not length.strip().isdigit():
+            raise ValidationException(f"The Content-Length header {length!r} is not a non-negative integer.")
         return stream.read(int(length))
     if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" or environ.get("wsgi.input_terminated"):
         return stream.read()

@@ -54,3 +54,26 @@ def test_sigterm_stops_it_cleanly(tmp_path):
     assert emu.stop() == 0
     assert "emulator: stopped" in emu.log_path.read_text()
     assert not (tmp_path / "emulator.pid").exists()
+
+
+@pytest.mark.parametrize("length", ["abc", "-5"])
+def test_a_bad_content_length_is_an_aws_shaped_400(emulator, length):
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(emulator.endpoint)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        conn.putrequest("POST", "/runtimes", skip_accept_encoding=True)
+        conn.putheader("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/"
+                                        "bedrock-agentcore/aws4_request, SignedHeaders=host, Signature=00")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", length)
+        conn.endheaders()
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    assert resp.status == 400
+    assert resp.getheader("x-amzn-ErrorType", "").startswith("ValidationException")
+    assert "Content-Length" in json.loads(body)["message"]
