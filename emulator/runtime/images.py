@@ -32,6 +32,8 @@ DEFAULT_APP = "agent.app:app"
 MEDIA_TYPES = ["application/vnd.oci.image.manifest.v1+json",
                "application/vnd.docker.distribution.manifest.v2+json"]
 
+# A layer digest is used as a directory name: only the exact sha256 form may get that far.
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _URI = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
                   r"(?P<repo>[^:@]+)(?::(?P<tag>[^:@]+))?(?:@(?P<digest>.+))?$")
 
@@ -86,10 +88,18 @@ class ImageStore:
 
     def unpack(self, context: dict, region: str) -> Path:
         """The directory holding the context with this digest, fetched and unpacked on first use."""
-        hex_digest = context["digest"].split(":", 1)[1]
+        digest = context.get("digest")
+        if not isinstance(digest, str) or not _DIGEST.match(digest):
+            raise ValidationException(f"The image's layer digest {digest!r} is not of the form sha256:<64 hex "
+                                      "digits>. Rebuild and push the image with helpers.image.build_and_push.")
+        hex_digest = digest.split(":", 1)[1]
         target = self.root / hex_digest
+        if target.resolve().parent != self.root.resolve():
+            raise ValidationException(f"The image's layer digest {digest!r} does not name a directory inside "
+                                      "the emulator's image cache.")
         with self._lock_for(hex_digest):
             if target.is_dir():
+                # Only a context whose digest was checked is ever renamed to this name (below).
                 return target
             data = self._fetch(context["uri"], region)
             actual = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -130,4 +140,7 @@ def local_context(manifest: dict) -> dict | None:
     if len(layers) != 1 or not layers[0].get("urls"):
         raise ValidationException("The image says it is a local build but has no single layer with a location.")
     layer = layers[0]
+    if not isinstance(layer.get("digest"), str) or not _DIGEST.match(layer["digest"]):
+        raise ValidationException(f"The image's layer digest {layer.get('digest')!r} is not of the form "
+                                  "sha256:<64 hex digits>. Rebuild and push the image.")
     return {"uri": layer["urls"][0], "digest": layer["digest"], "app": annotations.get(APP_ANNOTATION, DEFAULT_APP)}

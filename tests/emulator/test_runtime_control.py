@@ -229,3 +229,24 @@ def test_retryable_conflict_is_described_as_retried_by_boto3_as_botocore_models_
             assert model.shape_for("RetryableConflictException").metadata.get("retryable") is not None
     doc = RetryableConflictException.__doc__
     assert "not retried" not in doc and "retries it" in doc
+
+
+@pytest.mark.parametrize("digest", ["sha256:../../../../tmp/x/evil", "sha256:" + "A" * 64, "md5:" + "0" * 64,
+                                    "sha256:" + "0" * 63, None])
+def test_an_image_layer_digest_that_is_not_sha256_hex_is_rejected_before_use_as_a_path(tmp_path, digest):
+    from emulator.core.settings import Settings
+    from emulator.runtime import images
+    from emulator.runtime.exceptions import ValidationException
+
+    manifest = {"annotations": {images.BUILD_ANNOTATION: images.LOCAL_BUILD},
+                "layers": [{"digest": digest, "urls": ["s3://b/k.tar.gz"]}]}
+    with pytest.raises(ValidationException, match="digest"):
+        images.local_context(manifest)
+    # A directory outside the state dir that the evil digest would name is never handed out unverified.
+    outside = tmp_path / "outside" / "evil"
+    outside.mkdir(parents=True)
+    store = images.ImageStore(Settings(state_dir=tmp_path / "state"))
+    store.root.mkdir(parents=True)
+    evil = "sha256:" + "/".join([".."] * 3) + "/outside/evil" if digest and ".." in digest else digest
+    with pytest.raises(ValidationException, match="digest"):
+        store.unpack({"uri": "s3://b/k.tar.gz", "digest": evil, "app": "agent.app:app"}, "us-east-1")
