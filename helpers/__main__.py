@@ -5,7 +5,9 @@ import argparse
 import importlib
 import sys
 
-from .errors import WorkshopError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import WorkshopError, explain_aws_error
 
 # Each command is a module of helpers with `add_arguments(parser)` and `run_cli(args) -> int`;
 # its docstring's first line is the command's help. Add a command by adding its module here.
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except WorkshopError as exc:
         # A WorkshopError is meant for a person: one line, no traceback.
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (ClientError, BotoCoreError) as exc:
+        print(f"error: {explain_aws_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -72,3 +72,13 @@ def test_deploy_invoke_inspect_download_and_cleanup_from_the_command_line(tmp_pa
         assert "already gone" in cleanup.stdout
     finally:
         emu.stop()
+
+
+def test_missing_aws_credentials_are_one_line_saying_what_to_do(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    out = run_cli("history", "alice", "s1", "--target", "aws", "--region", "eu-west-1", env=env, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().count("\n") == 0
+    assert "NoCredentialsError" in out.stderr and "aws configure" in out.stderr

@@ -86,3 +86,18 @@ def test_summary_table_has_a_row_per_notebook_and_the_failure():
     assert lines[0].split() == ["notebook", "seconds", "status"]
     assert lines[2].split() == ["00_a.ipynb", "1.2", "ok"]
     assert "01_b.ipynb failed: X: y" in table
+
+
+def test_an_aws_error_in_a_notebook_shows_as_one_line_and_still_fails_the_cell(tmp_path, local_env):
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    _notebook(folder / "00_aws.ipynb", 'TARGET = "local"',
+              "import helpers\nimport boto3\nfrom botocore.exceptions import ClientError\n"
+              "raise ClientError({'Error': {'Code': 'AccessDeniedException', 'Message': 'not allowed'}},"
+              " 'CreateMemory')")
+    out = tmp_path / "runs"
+    assert main(["workshop", "--notebooks", str(folder), "--output", str(out)]) == 1
+    [error] = [o for o in _outputs(out / "00_aws.ipynb") if o["output_type"] == "error"]
+    assert error["ename"] == "ClientError"
+    assert error["traceback"] == ["AWS refused CreateMemory (AccessDeniedException): not allowed "
+                                  "Your credentials lack a permission this step needs; the message names it."]
