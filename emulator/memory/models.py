@@ -133,8 +133,12 @@ def encode_token(doc: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(doc, separators=(",", ":")).encode()).decode()
 
 
-def decode_token(token: str | None, scope: str) -> dict | None:
-    """The position a nextToken carries, checked against the request it was issued for."""
+def decode_token(token: str | None, scope: str, fields: dict[str, type] | None = None) -> dict | None:
+    """The position a nextToken carries, checked against the request it was issued for.
+
+    `fields` names the keys the position must hold and their types (ints must be non-negative):
+    a token edited by hand is a ValidationException, never a KeyError answered as a 500.
+    """
     if not token:
         return None
     try:
@@ -145,7 +149,21 @@ def decode_token(token: str | None, scope: str) -> dict | None:
     if not isinstance(doc, dict) or doc.get("s") != scope:
         raise ValidationException("nextToken belongs to a different request; repeat the request with "
                                   "the same parameters as the one that returned it.")
+    for key, kind in (fields or {}).items():
+        value = doc.get(key)
+        ok = (isinstance(value, int) and not isinstance(value, bool) and value >= 0 if kind is int
+              else isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float
+              else isinstance(value, kind))
+        if not ok:
+            raise ValidationException("nextToken is not a token this operation issued (its position is "
+                                      "malformed); pass the nextToken of the previous page unchanged.")
     return doc
+
+
+def decode_offset(token: str | None, scope: str) -> int:
+    """The offset an offset-paged nextToken carries (0 for the first page)."""
+    doc = decode_token(token, scope, {"o": int})
+    return doc["o"] if doc else 0
 
 
 def memory_id_of(value: str) -> str:
@@ -396,8 +414,7 @@ class MemoryBackend:
 
     def list_memories(self, params: dict, region: str, account: str) -> dict:
         limit = params.get("maxResults") or 100
-        position = decode_token(params.get("nextToken"), "ListMemories") or {}
-        offset = int(position.get("o", 0))
+        offset = decode_offset(params.get("nextToken"), "ListMemories")
         with self._lock:
             self._advance()
             rows = self._db.execute(
@@ -576,7 +593,7 @@ class MemoryBackend:
         include = params.get("includePayloads", True)
         flt = params.get("filter") or {}
         scope = "ListEvents:" + _fingerprint([params["actorId"], params["sessionId"], flt])[:16]
-        position = decode_token(params.get("nextToken"), scope)
+        position = decode_token(params.get("nextToken"), scope, {"t": float, "q": int})
         with self._lock:
             memory = self._usable_memory(params["memoryId"], region, account)
             mid = memory["id"]
@@ -632,7 +649,7 @@ class MemoryBackend:
         limit = params.get("maxResults") or 20
         has_events = (params.get("filter") or {}).get("eventFilter") == "HAS_EVENTS"
         scope = "ListSessions:" + _fingerprint([params["actorId"], has_events])[:16]
-        offset = int((decode_token(params.get("nextToken"), scope) or {}).get("o", 0))
+        offset = decode_offset(params.get("nextToken"), scope)
         with self._lock:
             mid = self._usable_memory(params["memoryId"], region, account)["id"]
             extra = (" AND EXISTS (SELECT 1 FROM events e WHERE e.memory_id=s.memory_id AND "
@@ -649,7 +666,7 @@ class MemoryBackend:
 
     def list_actors(self, params: dict, region: str, account: str) -> dict:
         limit = params.get("maxResults") or 20
-        offset = int((decode_token(params.get("nextToken"), "ListActors") or {}).get("o", 0))
+        offset = decode_offset(params.get("nextToken"), "ListActors")
         with self._lock:
             mid = self._usable_memory(params["memoryId"], region, account)["id"]
             rows = self._db.execute(
@@ -708,7 +725,7 @@ class MemoryBackend:
         limit = params.get("maxResults") or 20
         filters = params.get("metadataFilters") or []
         scope = "ListMemoryRecords:" + _fingerprint([namespace, path, params.get("memoryStrategyId"), filters])[:16]
-        offset = int((decode_token(params.get("nextToken"), scope) or {}).get("o", 0))
+        offset = decode_offset(params.get("nextToken"), scope)
         with self._lock:
             mid = self._usable_memory(params["memoryId"], region, account)["id"]
             rows = self._record_rows(mid, namespace, path, params.get("memoryStrategyId"))
@@ -726,7 +743,7 @@ class MemoryBackend:
         limit = params.get("maxResults") or DEFAULT_PAGE
         filters = criteria.get("metadataFilters") or []
         scope = "Retrieve:" + _fingerprint([namespace, path, criteria])[:16]
-        offset = int((decode_token(params.get("nextToken"), scope) or {}).get("o", 0))
+        offset = decode_offset(params.get("nextToken"), scope)
         with self._lock:
             mid = self._usable_memory(params["memoryId"], region, account)["id"]
         query = self.embedder.embed_query(criteria["searchQuery"])

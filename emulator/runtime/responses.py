@@ -22,18 +22,25 @@ _ARN = re.compile(r"^arn:aws[a-z-]*:bedrock-agentcore:(?P<region>[a-z0-9-]+):(?P
                   r"runtime/(?P<id>[a-zA-Z][a-zA-Z0-9_]{0,47}-[a-zA-Z0-9]{10})$")
 
 
-def _page(items: list, params: dict, key: str) -> dict:
-    """One page of `items` under `key`, with AWS-style opaque nextToken (here: an offset)."""
+def _page(items: list, params: dict, key: str, scope: str) -> dict:
+    """One page of `items` under `key`, with an opaque nextToken: `<scope>.<offset>`.
+
+    The scope names the operation (and runtime) the token was issued for, so a token from another
+    listing is refused instead of silently paging the wrong list.
+    """
     size = params.get("maxResults") or 100
     token = params.get("nextToken")
-    try:
-        start = int(token) if token else 0
-    except ValueError:
-        raise ValidationException(f"nextToken {token!r} is not a token this service issued.") from None
+    start = 0
+    if token:
+        issued_for, _, offset = token.rpartition(".")
+        if issued_for != scope or not offset.isdigit():
+            raise ValidationException(f"nextToken {token!r} is not a token this operation issued; pass the "
+                                      "nextToken of the previous page of the same request unchanged.")
+        start = int(offset)
     page = items[start:start + size]
     out = {key: page}
     if start + size < len(items):
-        out["nextToken"] = str(start + size)
+        out["nextToken"] = f"{scope}.{start + size}"
     return out
 
 
@@ -75,12 +82,13 @@ class RuntimeService:
 
     def list_agent_runtimes(self, params: dict, ctx: RequestContext) -> dict:
         items = [summary_view(d) for d in self.store.list(ctx.account_id, ctx.region)]
-        return _page(items, params, "agentRuntimes")
+        return _page(items, params, "agentRuntimes", "ListAgentRuntimes")
 
     def list_agent_runtime_versions(self, params: dict, ctx: RequestContext) -> dict:
         doc = self.store.get(params["agentRuntimeId"], ctx.account_id, ctx.region)
         versions = sorted(doc["versions"], key=int, reverse=True)
-        return _page([summary_view(doc, v) for v in versions], params, "agentRuntimes")
+        return _page([summary_view(doc, v) for v in versions], params, "agentRuntimes",
+                     f"ListAgentRuntimeVersions-{doc['id']}")
 
     # -- endpoints ---------------------------------------------------------------------------
     def create_agent_runtime_endpoint(self, params: dict, ctx: RequestContext) -> dict:
@@ -112,7 +120,8 @@ class RuntimeService:
 
     def list_agent_runtime_endpoints(self, params: dict, ctx: RequestContext) -> dict:
         doc = self.store.get(params["agentRuntimeId"], ctx.account_id, ctx.region)
-        return _page([endpoint_view(doc, ep) for ep in doc["endpoints"].values()], params, "runtimeEndpoints")
+        return _page([endpoint_view(doc, ep) for ep in doc["endpoints"].values()], params, "runtimeEndpoints",
+                     f"ListAgentRuntimeEndpoints-{doc['id']}")
 
     # -- data plane --------------------------------------------------------------------------
     def _runtime_for(self, arn: str, ctx: RequestContext) -> dict:

@@ -647,3 +647,45 @@ def test_an_event_without_a_session_is_rejected_naming_the_field(data, memory):
         data.create_event(memoryId=memory["id"], actorId="a", eventTimestamp=dt.datetime.now(dt.timezone.utc),
                           payload=[{"conversational": {"content": {"text": "x"}, "role": "USER"}}])
     assert _code(err) == "ValidationException" and "sessionId" in err.value.response["Error"]["Message"]
+
+
+def _forged(doc) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()
+
+
+@pytest.mark.parametrize("doc", [{"s": "ListMemories"}, {"s": "ListMemories", "o": -5},
+                                 {"s": "ListMemories", "o": "3"}, {"s": "ListMemories", "o": 1.5},
+                                 {"s": "ListMemories", "o": True}, {"s": "ListActors", "o": 0}, ["ListMemories"]])
+def test_a_malformed_list_memories_token_is_a_validation_error_naming_it(control, doc):
+    with pytest.raises(ClientError) as err:
+        control.list_memories(nextToken=_forged(doc))
+    assert _code(err) == "ValidationException"
+    assert "nextToken" in err.value.response["Error"]["Message"]
+
+
+def test_malformed_data_plane_tokens_are_validation_errors_not_500s(data, memory):
+    from emulator.memory.models import _fingerprint
+
+    actor, session = "token-actor", "token-session"
+    _say(data, memory["id"], actor, session, "USER", "hello")
+    events_scope = "ListEvents:" + _fingerprint([actor, session, {}])[:16]
+    sessions_scope = "ListSessions:" + _fingerprint([actor, False])[:16]
+    calls = [
+        lambda t: data.list_events(memoryId=memory["id"], actorId=actor, sessionId=session, nextToken=t),
+        lambda t: data.list_sessions(memoryId=memory["id"], actorId=actor, nextToken=t),
+        lambda t: data.list_actors(memoryId=memory["id"], nextToken=t),
+    ]
+    forged = [
+        [{"s": events_scope}, {"s": events_scope, "t": "x", "q": 1}, {"s": events_scope, "t": 1.0, "q": -1}],
+        [{"s": sessions_scope}, {"s": sessions_scope, "o": -1}],
+        [{"s": "ListActors", "o": "0"}, {"s": "ListMemories", "o": 0}],
+    ]
+    for call, docs in zip(calls, forged):
+        for doc in docs:
+            with pytest.raises(ClientError) as err:
+                call(_forged(doc))
+            assert _code(err) == "ValidationException", doc
+            assert "nextToken" in err.value.response["Error"]["Message"]

@@ -250,3 +250,22 @@ def test_an_image_layer_digest_that_is_not_sha256_hex_is_rejected_before_use_as_
     evil = "sha256:" + "/".join([".."] * 3) + "/outside/evil" if digest and ".." in digest else digest
     with pytest.raises(ValidationException, match="digest"):
         store.unpack({"uri": "s3://b/k.tar.gz", "digest": evil, "app": "agent.app:app"}, "us-east-1")
+
+
+def test_a_malformed_or_foreign_runtime_next_token_is_a_validation_error_naming_it(control, image_uri):
+    created = create_runtime(control, _name("tok"), image_uri)
+    rid = created["agentRuntimeId"]
+    other = control.list_agent_runtimes(maxResults=1).get("nextToken")
+    bad = ["-5", "abc", "ListAgentRuntimes.-5", "ListAgentRuntimes.x", f"ListAgentRuntimeVersions-{rid}.0"]
+    for token in bad:
+        with pytest.raises(ClientError) as err:
+            control.list_agent_runtimes(nextToken=token)
+        assert _code(err) == ("ValidationException", 400), token
+        assert "nextToken" in err.value.response["Error"]["Message"]
+    for token in ["-5", "ListAgentRuntimes.0"] + ([other] if other else []):
+        with pytest.raises(ClientError) as err:
+            control.list_agent_runtime_endpoints(agentRuntimeId=rid, nextToken=token)
+        assert _code(err) == ("ValidationException", 400), token
+        with pytest.raises(ClientError) as err:
+            control.list_agent_runtime_versions(agentRuntimeId=rid, nextToken=token)
+        assert _code(err) == ("ValidationException", 400), token
