@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import threading
 import uuid
 
@@ -16,6 +17,12 @@ from . import eventstream
 from .models import MODEL_ID, StandInModel, message_json, stream_events
 
 _CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+# Model ids the stand-in answers for: its own, and anything shaped like an Anthropic model or
+# cross-region inference profile on Bedrock (anthropic.claude-..., us./eu./apac./global.anthropic.claude-...),
+# bare or as an ARN, so code written for real AWS runs unchanged. Anything else Bedrock would refuse.
+_MODEL_ID = re.compile(
+    r"^(?:arn:aws[a-z-]*:bedrock:[a-z0-9-]+:(?:[0-9]{12})?:(?:foundation-model|inference-profile)/)?"
+    r"(?:" + re.escape(MODEL_ID) + r"|(?:[a-z]{2,6}(?:-[a-z]+)?\.)?anthropic\.claude-[A-Za-z0-9._:-]+)$")
 
 
 class BedrockBackend:
@@ -62,7 +69,17 @@ class BedrockBackend:
             with self.log_path.open("a") as f:
                 f.write(json.dumps(entry) + "\n")
 
+    @staticmethod
+    def _check_model(model_id: str) -> None:
+        if not _MODEL_ID.match(model_id):
+            # Bedrock's own words for an unknown id (the rest tells the reader what the emulator takes).
+            raise ValidationException(
+                f"The provided model identifier is invalid. (The emulator answers {MODEL_ID} and Anthropic "
+                f"Claude model or inference-profile ids such as us.anthropic.claude-sonnet-4-20250514-v1:0; "
+                f"got {model_id!r}.)")
+
     def invoke_model(self, params: dict, ctx: RequestContext) -> dict:
+        self._check_model(params["modelId"])
         doc = self._request(params)
         reply = self.model.reply(doc)
         self._record(params["modelId"], doc, reply)
@@ -70,6 +87,7 @@ class BedrockBackend:
         return {"body": body, "contentType": "application/json"}
 
     def invoke_model_with_response_stream(self, params: dict, ctx: RequestContext) -> StreamingResult:
+        self._check_model(params["modelId"])
         doc = self._request(params)
         reply = self.model.reply(doc)
         self._record(params["modelId"], doc, reply)

@@ -176,3 +176,25 @@ def test_the_real_claude_code_cli_writes_a_working_file_through_the_stand_in(emu
     result = json.loads(done.stdout)
     assert result["is_error"] is False and result["num_turns"] == 2
     assert subprocess.run(["python3", "hello.py"], cwd=workdir, capture_output=True, text=True).stdout == "hello\n"
+
+
+@pytest.mark.parametrize("model_id", [
+    MODEL_ID, "anthropic.claude-3-5-haiku-20241022-v1:0", "us.anthropic.claude-sonnet-4-20250514-v1:0",
+    "global.anthropic.claude-sonnet-4-5-20250929-v1:0", "eu.anthropic.claude-3-7-sonnet-20250219-v1:0",
+    "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0",
+    "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-20250514-v1:0",
+])
+def test_the_stand_in_answers_its_own_and_anthropic_shaped_model_ids(emulator, model_id):
+    resp = emulator.client("bedrock-runtime").invoke_model(modelId=model_id, body=body("hello"))
+    assert json.loads(resp["body"].read())["role"] == "assistant"
+
+
+@pytest.mark.parametrize("model_id", ["amazon.titan-text-express-v1", "gpt-4", "meta.llama3-8b-instruct-v1:0",
+                                      "us.amazon.nova-pro-v1:0", "anthropic.claude", "local-stand-in-2"])
+def test_other_model_ids_are_refused_as_bedrock_refuses_them(emulator, model_id):
+    client = emulator.client("bedrock-runtime")
+    for call in (client.invoke_model, client.invoke_model_with_response_stream):
+        with pytest.raises(ClientError) as err:
+            call(modelId=model_id, body=body("hello"))
+        assert err.value.response["Error"]["Code"] == "ValidationException"
+        assert err.value.response["Error"]["Message"].startswith("The provided model identifier is invalid.")
