@@ -76,6 +76,7 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
     busy = Busy()
     session_locks: dict[tuple[str, str], asyncio.Lock] = {}
     restored: set[tuple[str, str]] = set()  # sessions this process has fully restored from S3
+    background_runs: set[asyncio.Task] = set()  # streamed runs, referenced so they are not collected mid-run
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -189,10 +190,11 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
         except BadRequest as exc:
             return _error(400, f"invalid {exc.field}", str(exc), exc.field)
         log.info("invocation actor=%s session=%s", inv.actor_id, inv.session_id)
-        busy.enter()
         if "text/event-stream" in request.headers.get("accept", ""):
-            return StreamingResponse(_sse(invocation(inv), busy, settings.sse_keepalive), media_type="text/event-stream",
+            queue = _start_streamed_run(invocation(inv), busy, background_runs)
+            return StreamingResponse(_sse(queue, settings.sse_keepalive), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        busy.enter()
         try:
             async for event in invocation(inv):
                 if event["type"] == "output":
@@ -210,43 +212,65 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
     return app
 
 
-async def _sse(events: AsyncIterator[dict], busy: Busy, keepalive: float) -> AsyncIterator[bytes]:
+def _start_streamed_run(events: AsyncIterator[dict], busy: Busy, runs: set) -> asyncio.Queue:
+    """Run the invocation as its own task, feeding SSE frames to a queue; None marks the end.
+
+    A client that goes away (a notebook interrupt, a dropped connection) cancels only the
+    response, never the run: the run finishes in the background so its files are uploaded and
+    its turn is saved, and /ping stays HealthyBusy until it truly ends. busy.leave() is a done
+    callback of the task, so it runs however the task ends (even cancelled before it started).
+    """
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def drive():
+        try:
+            async for event in events:
+                data = {"output": event["output"]} if event["type"] == "output" else event
+                queue.put_nowait(f"event: {event['type']}\ndata: {json.dumps(data)}\n\n".encode())
+        except ClaudeFailed as exc:
+            log.error("Claude Code failed: %s", exc)
+            queue.put_nowait(_sse_error("Claude Code failed", str(exc)))
+        except Exception as exc:  # a fault of the agent itself: the stream still ends with an error event
+            log.exception("invocation failed")
+            queue.put_nowait(_sse_error("agent failure", f"{type(exc).__name__}: {exc}"))
+        finally:
+            queue.put_nowait(None)
+
+    busy.enter()
+    task = asyncio.ensure_future(drive())
+    runs.add(task)
+
+    def finished(t: asyncio.Task) -> None:
+        runs.discard(t)
+        busy.leave()
+
+    task.add_done_callback(finished)
+    return queue
+
+
+async def _sse(queue: asyncio.Queue, keepalive: float) -> AsyncIterator[bytes]:
     """Server-sent events: each progress event as it happens; the last carries the whole output.
 
     While a tool runs silently, a comment line every `keepalive` seconds keeps proxies and
-    clients from taking the quiet stream for a dead one.
+    clients from taking the quiet stream for a dead one. Cancelling this generator (the client
+    went away) leaves the run itself going; see _start_streamed_run.
     """
     pending = None
     try:
         while True:
             if pending is None:
-                pending = asyncio.ensure_future(events.__anext__())
+                pending = asyncio.ensure_future(queue.get())
             done, _ = await asyncio.wait({pending}, timeout=keepalive)
             if not done:
                 yield b": keep-alive\n\n"
                 continue
-            task, pending = pending, None
-            try:
-                event = task.result()
-            except StopAsyncIteration:
+            frame, pending = pending.result(), None
+            if frame is None:
                 break
-            if event["type"] == "output":
-                data = {"output": event["output"]}
-            else:
-                data = event
-            yield f"event: {event['type']}\ndata: {json.dumps(data)}\n\n".encode()
-    except ClaudeFailed as exc:
-        log.error("Claude Code failed: %s", exc)
-        yield _sse_error("Claude Code failed", str(exc))
-    except Exception as exc:  # a fault of the agent itself: the stream still ends with an error event
-        log.exception("invocation failed")
-        yield _sse_error("agent failure", f"{type(exc).__name__}: {exc}")
+            yield frame
     finally:
-        if pending is not None:  # the client went away mid-run: stop the run
+        if pending is not None:  # cancelling a queue.get loses nothing and needs no await
             pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-        await events.aclose()
-        busy.leave()
 
 
 # Progress events go to standard output as bare JSON lines, which AgentCore Runtime ships to

@@ -76,3 +76,24 @@ def test_a_real_agent_process_streams_progress_is_busy_meanwhile_and_ends_with_t
     assert "create hello.py that prints hello" in plain.json()["output"]["result"]
     bad = httpx.post(f"{base}/invocations", content=b"nope", timeout=10)
     assert bad.status_code == 400 and json.loads(bad.text)["field"] == "body"
+
+
+def test_a_streaming_client_that_disconnects_mid_run_leaves_the_run_to_finish_and_ping_returns_to_healthy(
+        agent_process, emulator, agent_resources):
+    base = agent_process
+    with httpx.stream("POST", f"{base}/invocations", timeout=120, headers={"Accept": "text/event-stream"},
+                      json={"input": {"prompt": "create hello.py that prints hello", "actor_id": "ivy",
+                                      "session_id": "disconnect-1"}}) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            if line.startswith("data: "):
+                break  # one event read, then the socket is closed mid-run (like a notebook interrupt)
+    deadline = time.monotonic() + 90
+    while httpx.get(f"{base}/ping").json()["status"] != "Healthy":
+        assert time.monotonic() < deadline, "/ping stayed HealthyBusy after the client went away"
+        time.sleep(0.2)
+    # The run was finished, not stopped: its file is in S3 and its turn is in memory.
+    emulator.client("s3").head_object(Bucket=agent_resources["bucket"], Key="sessions/ivy/disconnect-1/hello.py")
+    events = emulator.client("bedrock-agentcore").list_events(
+        memoryId=agent_resources["memory_id"], actorId="ivy", sessionId="disconnect-1", includePayloads=True)["events"]
+    assert len(events) == 1
