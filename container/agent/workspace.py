@@ -124,6 +124,10 @@ class Workspace:
                                        PaginationConfig={"PageSize": self.page_size}):
             report.s3_calls += 1
             for obj in page.get("Contents", []):
+                if obj["Key"].endswith("/"):
+                    # A "folder" marker (the S3 console's Create folder): no file to restore. Skipping
+                    # it silently keeps restore free of warnings, so the session counts as restored.
+                    continue
                 objects[obj["Key"][len(self.session_prefix):]] = obj
         local = self.files()
         wanted = []

@@ -95,3 +95,15 @@ def test_claude_codes_own_state_is_not_uploaded(tmp_path, emulator, bucket):
     (w.path / ".claude").mkdir()
     (w.path / ".claude" / "settings.local.json").write_text("{}")
     assert w.changed_files() == []
+
+
+def test_folder_keys_made_by_the_s3_console_are_skipped_silently(tmp_path, emulator, bucket):
+    s3 = emulator.client("s3")
+    s3.put_object(Bucket=bucket, Key="sessions/amy/s1/", Body=b"")
+    s3.put_object(Bucket=bucket, Key="sessions/amy/s1/data/", Body=b"")
+    s3.put_object(Bucket=bucket, Key="sessions/amy/s1/data/input.csv", Body=b"a,b\n")
+    w = ws(tmp_path, emulator, bucket)
+    report = w.restore()
+    assert report.warnings == []  # no warnings, so the agent marks the session restored
+    assert report.restored == ["data/input.csv"]
+    assert (w.path / "data" / "input.csv").read_text() == "a,b\n"
