@@ -110,16 +110,19 @@ class RuntimeStore:
 
     # -- runtimes ----------------------------------------------------------------------------
     def create(self, params: dict, account: str, region: str) -> dict:
+        existing = self._existing(params, account, region)
+        if existing is not None:
+            return existing
+        # Resolving the image calls the emulator's own ECR and S3 (seconds, up to a minute): never under the
+        # lock, which every control-plane call and every invocation takes.
+        image = self._image_for(params, region, account)
         with self._lock:
-            token = params.get("clientToken")
+            # Checked again: another create may have finished while the image was being resolved.
+            existing = self._existing(params, account, region)
+            if existing is not None:
+                return existing
             name = params["agentRuntimeName"]
-            for doc in self._all(account, region):
-                if token and doc.get("client_token") == token:
-                    return doc  # a retried request: the same answer, not a second runtime
-                if doc["name"] == name:
-                    raise ConflictException(f"An agent runtime named {name} already exists in {region}"
-                                            f" ({doc['id']}). Update it, or delete it first.")
-            image = self._image_for(params, region, account)
+            token = params.get("clientToken")
             runtime_id = f"{name}-{_suffix()}"
             arn = f"arn:aws:bedrock-agentcore:{region}:{account}:runtime/{runtime_id}"
             now = _now()
@@ -138,6 +141,19 @@ class RuntimeStore:
             self._save(doc)
             return doc
 
+    def _existing(self, params: dict, account: str, region: str) -> dict | None:
+        """The runtime a retried create (same clientToken) made; ConflictException for a taken name."""
+        token = params.get("clientToken")
+        name = params["agentRuntimeName"]
+        with self._lock:
+            for doc in self._all(account, region):
+                if token and doc.get("client_token") == token:
+                    return doc  # a retried request: the same answer, not a second runtime
+                if doc["name"] == name:
+                    raise ConflictException(f"An agent runtime named {name} already exists in {region}"
+                                            f" ({doc['id']}). Update it, or delete it first.")
+        return None
+
     def get(self, runtime_id: str, account: str, region: str) -> dict:
         with self._lock:
             return self._load(runtime_id, account, region)
@@ -154,12 +170,10 @@ class RuntimeStore:
         return doc
 
     def update(self, runtime_id: str, params: dict, account: str, region: str) -> dict:
+        self._check_updatable(runtime_id, account, region)
+        image = self._image_for(params, region, account)  # outside the lock, as in create()
         with self._lock:
-            doc = self._load(runtime_id, account, region)
-            if doc["status"] not in ("READY", "UPDATE_FAILED"):
-                raise ConflictException(f"AgentRuntime {runtime_id} is {doc['status']}; "
-                                        "it can be updated once it is READY.")
-            image = self._image_for(params, region, account)
+            doc = self._check_updatable(runtime_id, account, region)
             now = _now()
             version = str(int(doc["latest"]) + 1)
             doc["versions"][version] = {"spec": _spec(params), "image": image, "created_at": now}
@@ -171,6 +185,14 @@ class RuntimeStore:
             ep = doc["endpoints"][DEFAULT_ENDPOINT]
             ep.update(targetVersion=version, status="UPDATING", settle_at=now + TRANSITION_SECONDS, lastUpdatedAt=now)
             self._save(doc)
+            return doc
+
+    def _check_updatable(self, runtime_id: str, account: str, region: str) -> dict:
+        with self._lock:
+            doc = self._load(runtime_id, account, region)
+            if doc["status"] not in ("READY", "UPDATE_FAILED"):
+                raise ConflictException(f"AgentRuntime {runtime_id} is {doc['status']}; "
+                                        "it can be updated once it is READY.")
             return doc
 
     def delete(self, runtime_id: str, account: str, region: str) -> dict:

@@ -269,3 +269,36 @@ def test_a_malformed_or_foreign_runtime_next_token_is_a_validation_error_naming_
         with pytest.raises(ClientError) as err:
             control.list_agent_runtime_versions(agentRuntimeId=rid, nextToken=token)
         assert _code(err) == ("ValidationException", 400), token
+
+
+def test_resolving_an_image_does_not_hold_the_store_lock(tmp_path):
+    import threading
+
+    from emulator.runtime.models import RuntimeStore
+
+    resolving, release = threading.Event(), threading.Event()
+
+    def slow_resolve(uri, region, account):  # stands in for ECR and S3 calls of up to a minute
+        resolving.set()
+        release.wait(10)
+        return {"containerUri": uri, "imageDigest": None, "context": None}
+
+    store = RuntimeStore(tmp_path / "runtimes.db", slow_resolve)
+    params = {"agentRuntimeName": "slow_image", "roleArn": ROLE_ARN, "networkConfiguration": {"networkMode": "PUBLIC"},
+              "agentRuntimeArtifact": {"containerConfiguration": {"containerUri": "x"}}}
+    creating = threading.Thread(target=store.create, args=(params, "123456789012", "us-east-1"))
+    creating.start()
+    try:
+        assert resolving.wait(5)
+        answered = threading.Event()
+        threading.Thread(target=lambda: (store.list("123456789012", "us-east-1"), answered.set()), daemon=True).start()
+        assert answered.wait(2), "ListAgentRuntimes waited for another call's image resolution"
+    finally:
+        release.set()
+        creating.join(10)
+    (made,) = store.list("123456789012", "us-east-1")
+    assert made["name"] == "slow_image"
+    # A second create with the same name, resolved meanwhile, is still a conflict.
+    with pytest.raises(Exception, match="already exists"):
+        store.create(params, "123456789012", "us-east-1")
+    store.close()
