@@ -38,8 +38,13 @@ USER_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
 CUSTOM_HEADER_PREFIX = "x-amzn-bedrock-agentcore-runtime-custom-"
 # AWS ends a synchronous invocation after 15 minutes.
 INVOCATION_TIMEOUT = 15 * 60
-# Environment of the emulator that must not leak into an agent: it gets the runtime's own instead.
-_PRIVATE_ENV = ("AWS_", "ANTHROPIC_", "CLAUDE_", "WORKSHOP_", "EMULATOR_", "PYTEST_")
+# The only parts of the emulator's environment an agent inherits: what a process needs to start, find
+# programs, speak the locale and trust the machine's CA bundle. Everything else (tokens, keys, the
+# developer's settings) stays out: the agent runs Claude Code with Bash, and a microVM on AWS sees
+# only the runtime's environmentVariables. Those, and the local endpoint settings, are added on top.
+_INHERITED_ENV = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH", "SSL_CERT_FILE",
+                            "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"})
+_INHERITED_PREFIXES = ("LC_",)
 
 
 def log_group_name(runtime_id: str, endpoint: str = "DEFAULT") -> str:
@@ -261,7 +266,7 @@ class Supervisor:
 
     # -- starting and stopping ---------------------------------------------------------------
     def _environment(self, launch: Launch, port: int, session_dir: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV)}
+        env = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV or k.startswith(_INHERITED_PREFIXES)}
         env.update(launch.environment)
         endpoint = self.settings.endpoint
         env.update({
