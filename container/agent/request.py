@@ -1,6 +1,7 @@
 """The invocation request: parsed and validated, every problem reported with the field it concerns."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -9,8 +10,19 @@ from dataclasses import dataclass, field
 
 from .settings import DEFAULT_ALLOWED_TOOLS, DEFAULT_PERMISSION_MODE, KNOWN_TOOLS, PERMISSION_MODES, AgentSettings
 
-# Ids become a directory name and an S3 key segment: no separators, no dot-only names, bounded.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}$")
+# Ids go to AgentCore Memory (CreateEvent/ListEvents) and become a directory name and an S3 key
+# segment, so they must satisfy both. botocore's bedrock-agentcore model says
+#   ActorId:   [a-zA-Z0-9][a-zA-Z0-9-_/]*(?::[a-zA-Z0-9-_/]+)*[a-zA-Z0-9-_/]*, 1-255 characters
+#   SessionId: [a-zA-Z0-9][a-zA-Z0-9-_]*, 1-100 characters
+# The actor id here is that pattern without '/' (it would split the path and the key) and without
+# ':' (not a valid file name on every machine the outputs are downloaded to). Neither allows '.',
+# so '..' and dot-names cannot occur.
+ACTOR_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}")  # used with fullmatch: no "$" before "\n"
+SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+# AgentCore Runtime's own session ids (InvokeAgentRuntime runtimeSessionId) are 33-256 characters
+# of any kind; one that is not a valid memory session id is mapped to one (see runtime_session_id).
+RUNTIME_SESSION_MIN, RUNTIME_SESSION_MAX = 33, 256
+_HASH_CHARS = 16
 _TOOL_RULE = re.compile(r"^([A-Za-z]+)(\(.*\))?$")
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -35,13 +47,40 @@ class Invocation:
     warnings: list[str] = field(default_factory=list)
 
 
-def check_id(name: str, value) -> str:
+def check_actor_id(name: str, value) -> str:
     if not isinstance(value, str):
         raise BadRequest(name, f"must be a string, got {type(value).__name__}")
-    if not ID_PATTERN.match(value) or ".." in value:
-        raise BadRequest(name, f"{value[:80]!r} is not allowed: use 1-256 letters, digits, '_', '-' or '.', "
-                               "starting with a letter or digit, with no '/' and no '..'")
+    if not ACTOR_ID_PATTERN.fullmatch(value):
+        raise BadRequest(name, f"{value[:80]!r} is not allowed: use 1-255 letters, digits, '_' or '-', "
+                               "starting with a letter or digit (AgentCore Memory's actor id, without '/')")
     return value
+
+
+def check_session_id(name: str, value) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(name, f"must be a string, got {type(value).__name__}")
+    if not SESSION_ID_PATTERN.fullmatch(value):
+        raise BadRequest(name, f"{value[:80]!r} is not allowed: use 1-100 letters, digits, '_' or '-', "
+                               "starting with a letter or digit (AgentCore Memory's session id)")
+    return value
+
+
+def runtime_session_id(value: str) -> str:
+    """The memory session id for AgentCore Runtime's session header, the same every time.
+
+    A header that is already a valid memory session id (a UUID, say) is used as it is. One the
+    runtime may send but Memory refuses (over 100 characters, or other characters) becomes a
+    readable prefix of its allowed characters plus a hash of the whole value, so distinct
+    runtime sessions stay distinct. Shorter invalid values cannot come from the runtime: 400.
+    """
+    name = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+    if SESSION_ID_PATTERN.fullmatch(value):
+        return value
+    if not RUNTIME_SESSION_MIN <= len(value) <= RUNTIME_SESSION_MAX:
+        return check_session_id(name, value)  # raises, naming the header
+    digest = hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:_HASH_CHARS]
+    prefix = re.sub(r"[^A-Za-z0-9_-]+", "-", value).lstrip("-_")[:100 - _HASH_CHARS - 1].rstrip("-_")
+    return f"{prefix}-{digest}" if prefix else f"rt-{digest}"
 
 
 def parse(body: bytes, settings: AgentSettings, header_session_id: str | None = None) -> Invocation:
@@ -71,15 +110,15 @@ def parse(body: bytes, settings: AgentSettings, header_session_id: str | None = 
         raise BadRequest("input.prompt", f"is {len(prompt)} characters; at most {settings.max_prompt_chars} "
                                          "are accepted (put large inputs in a file in the session instead)")
 
-    actor_id = check_id("input.actor_id", data.get("actor_id", "default_user"))
+    actor_id = check_actor_id("input.actor_id", data.get("actor_id", "default_user"))
     session_id = data.get("session_id")
-    if session_id is None:
-        # AgentCore passes its runtime session id as a header; fall back to a fresh id.
-        session_id = header_session_id or f"session-{uuid.uuid4()}"
-        field_name = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id" if header_session_id else "input.session_id"
+    if session_id is not None:
+        session_id = check_session_id("input.session_id", session_id)
+    elif header_session_id:
+        # AgentCore passes its runtime session id as a header.
+        session_id = runtime_session_id(header_session_id)
     else:
-        field_name = "input.session_id"
-    session_id = check_id(field_name, session_id)
+        session_id = f"session-{uuid.uuid4()}"
 
     mode = data.get("permission_mode", DEFAULT_PERMISSION_MODE)
     if not isinstance(mode, str) or mode not in PERMISSION_MODES:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from .request import check_id
+from .request import check_actor_id, check_session_id
 
 log = logging.getLogger("agent.workspace")
 
@@ -50,11 +50,11 @@ class Workspace:
 
     def __init__(self, root: Path, actor_id: str, session_id: str, bucket: str | None, s3=None,
                  region: str = "us-east-1", page_size: int = 1000):
-        self.actor_id = check_id("actor_id", actor_id)
-        self.session_id = check_id("session_id", session_id)
+        self.actor_id = check_actor_id("actor_id", actor_id)
+        self.session_id = check_session_id("session_id", session_id)
         self.root = Path(root).resolve()
         self.path = (self.root / actor_id / session_id).resolve()
-        if not self.path.is_relative_to(self.root):  # check_id already forbids it; belt and braces
+        if not self.path.is_relative_to(self.root):  # the id checks already forbid it; belt and braces
             raise UnsafePath(f"workspace {self.path} is outside {self.root}")
         self.manifest_path = self.root / ".manifests" / actor_id / f"{session_id}.json"
         self.bucket = bucket
