@@ -55,7 +55,7 @@ def _clients(settings: AgentSettings):
     cfg = settings.boto_config()
     session = boto3.session.Session(region_name=settings.region)
     return (session.client("s3", config=cfg), session.client("ssm", config=cfg),
-            session.client("bedrock-agentcore", config=cfg))
+            session.client("bedrock-agentcore", config=cfg), session.client("bedrock-agentcore-control", config=cfg))
 
 
 def _error(status: int, error: str, details: str, field: str | None = None) -> JSONResponse:
@@ -71,8 +71,10 @@ def _now() -> str:
 
 def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
     settings = settings or AgentSettings.from_env()
-    s3, ssm, agentcore = clients if clients is not None else _clients(settings)
-    memory = Memory(settings, ssm, agentcore)
+    # (s3, ssm, bedrock-agentcore[, bedrock-agentcore-control]); without the control client
+    # summaries are found by namespace alone.
+    s3, ssm, agentcore, *control = clients if clients is not None else _clients(settings)
+    memory = Memory(settings, ssm, agentcore, control[0] if control else None)
     busy = Busy()
     session_locks: dict[tuple[str, str], asyncio.Lock] = {}
     restored: set[tuple[str, str]] = set()  # sessions this process has fully restored from S3

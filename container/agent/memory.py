@@ -56,7 +56,7 @@ class MemoryContext:
             lines.append("Facts about the user's work:")
             lines += [f"- {f}" for f in self.facts]
         if self.summaries:
-            lines.append("Summaries of this user's sessions:")
+            lines.append("Summaries of this user's earlier sessions:")
             lines += [f"- {s}" for s in self.summaries]
         lines.append("</memory_context>")
         return "\n".join(lines)
@@ -65,10 +65,13 @@ class MemoryContext:
 class Memory:
     """The agent's view of one AgentCore memory; `enabled` is False with `status` saying why."""
 
-    def __init__(self, settings, ssm=None, agentcore=None):
+    def __init__(self, settings, ssm=None, agentcore=None, control=None):
         self.settings = settings
         self.ssm = ssm
         self.client = agentcore
+        self.control = control  # bedrock-agentcore-control, for GetMemory (the summary strategy's id)
+        self._summary_strategy: dict | None = None
+        self._strategy_retry_after = 0.0
         self.memory_id: str | None = None
         self.status = "memory not loaded yet"
         self._loaded = threading.Event()
@@ -131,14 +134,60 @@ class Memory:
             except (ClientError, BotoCoreError, OSError) as exc:
                 ctx.warnings.append(f"could not read long-term memory {namespace}: {_describe(exc)}")
         try:
-            # Summaries live in one namespace per session: read the actor's prefix and keep the
-            # records that are neither facts nor preferences.
-            skip = {FACTS.format(actor=actor_id), PREFERENCES.format(actor=actor_id)}
-            ctx.summaries = self._retrieve(namespace_path=ACTOR_PREFIX.format(actor=actor_id), query=query,
-                                           exclude=skip)
+            ctx.summaries = self.summaries(actor_id, session_id, query)
         except (ClientError, BotoCoreError, OSError) as exc:
             ctx.warnings.append(f"could not read session summaries from memory: {_describe(exc)}")
         return ctx
+
+    def summary_strategy(self) -> dict | None:
+        """The memory's SUMMARIZATION strategy from GetMemory, read once (again after a failure, later)."""
+        if self._summary_strategy is not None:
+            return self._summary_strategy or None
+        if self.control is None or time.monotonic() < self._strategy_retry_after:
+            return None
+        try:
+            strategies = self.control.get_memory(memoryId=self.memory_id)["memory"].get("strategies") or []
+        except (ClientError, BotoCoreError, OSError) as exc:
+            log.warning("could not read memory %s's strategies (summaries are found by namespace instead): %s",
+                        self.memory_id, _describe(exc))
+            self._strategy_retry_after = time.monotonic() + RETRY_SECONDS
+            return None
+        self._summary_strategy = next((st for st in strategies if st.get("type") == "SUMMARIZATION"), {})
+        return self._summary_strategy or None
+
+    def summaries(self, actor_id: str, session_id: str, query: str) -> list[str]:
+        """Summaries of the actor's EARLIER sessions, best match first (this session's own is left out).
+
+        Facts and preferences live under the same actor prefix, so a plain prefix search lets them
+        take every slot. With the summary strategy's id the search returns summaries only; without
+        it (GetMemory refused or unreachable) the search over-fetches and filters.
+        """
+        top_k = self.settings.memory_top_k
+        prefix = ACTOR_PREFIX.format(actor=actor_id)
+        own = {prefix + session_id}
+        strategy = self.summary_strategy()
+        criteria = {"searchQuery": query}
+        if strategy:
+            criteria["memoryStrategyId"] = strategy["strategyId"]
+            for template in strategy.get("namespaces") or []:
+                own.add(template.replace("{actorId}", actor_id).replace("{sessionId}", session_id)
+                        .replace("{memoryStrategyId}", strategy["strategyId"]))
+            fetch = top_k + 1  # room for this session's own summary, which is dropped
+            skip = own
+        else:
+            fetch = max(4 * top_k, 20)
+            skip = own | {FACTS.format(actor=actor_id), PREFERENCES.format(actor=actor_id)}
+        criteria["topK"] = fetch
+        resp = self.client.retrieve_memory_records(memoryId=self.memory_id, namespacePath=prefix,
+                                                   searchCriteria=criteria, maxResults=fetch)
+        texts = []
+        for record in resp.get("memoryRecordSummaries", []):
+            if {ns.rstrip("/") for ns in record.get("namespaces", [])} & {ns.rstrip("/") for ns in skip}:
+                continue
+            text = record.get("content", {}).get("text")
+            if text:
+                texts.append(text)
+        return texts[:top_k]
 
     def recent_turns(self, actor_id: str, session_id: str) -> list[tuple[str, str]]:
         n = self.settings.memory_max_turns
@@ -155,20 +204,13 @@ class Memory:
                     turns.append((conv["role"], conv["content"]["text"]))
         return turns
 
-    def _retrieve(self, query: str, namespace: str | None = None, namespace_path: str | None = None,
-                  exclude: set | None = None) -> list[str]:
-        kwargs = {"memoryId": self.memory_id,
-                  "searchCriteria": {"searchQuery": query, "topK": self.settings.memory_top_k},
-                  "maxResults": self.settings.memory_top_k}
-        if namespace:
-            kwargs["namespace"] = namespace
-        else:
-            kwargs["namespacePath"] = namespace_path
-        resp = self.client.retrieve_memory_records(**kwargs)
+    def _retrieve(self, query: str, namespace: str) -> list[str]:
+        resp = self.client.retrieve_memory_records(
+            memoryId=self.memory_id, namespace=namespace,
+            searchCriteria={"searchQuery": query, "topK": self.settings.memory_top_k},
+            maxResults=self.settings.memory_top_k)
         texts = []
         for record in resp.get("memoryRecordSummaries", []):
-            if exclude and set(record.get("namespaces", [])) & exclude:
-                continue
             text = record.get("content", {}).get("text")
             if text:
                 texts.append(text)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -87,3 +88,41 @@ def test_an_empty_parameter_disables_memory(value):
     mem = Memory(settings(), EmptySSM(), agentcore=object())
     mem.load()
     assert not mem.enabled and "empty" in mem.status
+
+
+def _strategy_ids(emulator, memory_id: str) -> dict[str, str]:
+    strategies = emulator.client("bedrock-agentcore-control").get_memory(memoryId=memory_id)["memory"]["strategies"]
+    return {st["type"]: st["strategyId"] for st in strategies}
+
+
+@pytest.mark.parametrize("with_control", [True, False], ids=["by-strategy-id", "by-namespace-fallback"])
+def test_a_new_session_gets_the_summary_of_an_earlier_session_even_when_facts_and_preferences_match_better(
+        emulator, agent_resources, with_control):
+    mid = agent_resources["memory_id"]
+    actor = f"sum-{uuid.uuid4().hex[:8]}"
+    ids = _strategy_ids(emulator, mid)
+    now = dt.datetime.now(dt.timezone.utc)
+    records = []
+    for i in range(6):
+        records.append((f"coding/user/{actor}/facts", ids["SEMANTIC"],
+                        f"The user tests python code with pytest, fact number {i}"))
+        records.append((f"coding/user/{actor}/preferences", ids["USER_PREFERENCE"],
+                        f"The user prefers pytest for python tests, preference number {i}"))
+    records.append((f"coding/user/{actor}/earlier", ids["SUMMARIZATION"],
+                    "Session summary: the user wrote a python calculator and its pytest tests"))
+    records.append((f"coding/user/{actor}/current", ids["SUMMARIZATION"],
+                    "Session summary: this very session, python pytest work"))
+    client = emulator.client("bedrock-agentcore")
+    resp = client.batch_create_memory_records(memoryId=mid, records=[
+        {"requestIdentifier": f"r{i}", "namespaces": [ns], "memoryStrategyId": sid,
+         "content": {"text": text}, "timestamp": now} for i, (ns, sid, text) in enumerate(records)])
+    assert not resp["failedRecords"]
+    control = emulator.client("bedrock-agentcore-control") if with_control else None
+    mem = Memory(settings(MEMORY_ID_PARAMETER=agent_resources["parameter"], MEMORY_TOP_K="5"),
+                 emulator.client("ssm"), client, control)
+    mem.load()
+    ctx = mem.context(actor, "current", "python pytest tests")
+    assert ctx.warnings == []
+    assert ctx.summaries == ["Session summary: the user wrote a python calculator and its pytest tests"]
+    assert len(ctx.facts) == 5 and len(ctx.preferences) == 5
+    assert "earlier sessions" in ctx.render()
