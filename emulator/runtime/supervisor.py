@@ -80,7 +80,7 @@ class Launch:
     max_lifetime: float
 
 
-@dataclass
+@dataclass(eq=False)  # identity: one object per process, kept in sets
 class AgentProcess:
     launch: Launch
     port: int
@@ -90,6 +90,10 @@ class AgentProcess:
     last_activity: float = field(default_factory=time.monotonic)
     in_flight: int = 0
     broken: bool = False
+    # Out of the registry but still answering the calls it had (it ran an older version): stopped
+    # when the last of them is released.
+    retired: bool = False
+    pump: threading.Thread | None = None
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=40))
     last_ping: float = 0.0
 
@@ -188,36 +192,73 @@ class Supervisor:
     def __init__(self, settings: Settings, shipper: LogShipper | None = None):
         self.settings = settings
         self.root = settings.state_dir / "runtime" / "sessions"
+        # Each stopped session's agent.log is kept here once its directory is removed.
+        self.logs = settings.state_dir / "runtime" / "logs"
         self.shipper = shipper
+        # The registry: the process that serves a session's next call. Only changed under _lock, and a
+        # process is handed out (in_flight += 1) only while it is registered, under the same lock.
         self._procs: dict[tuple[str, str], AgentProcess] = {}
+        # Retired processes still finishing calls: stopped at release, or at shutdown.
+        self._draining: set[AgentProcess] = set()
         self._lock = threading.Lock()
-        self._start_locks: dict[tuple[str, str], threading.Lock] = {}
+        # Per session: a lock serialising starts, and how many acquire() calls use it (pruned at 0).
+        self._start_locks: dict[tuple[str, str], list] = {}
         self._closed = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, name="runtime-reaper", daemon=True)
         self._reaper.start()
 
     # -- sessions ----------------------------------------------------------------------------
     def acquire(self, launch: Launch) -> AgentProcess:
-        """The session's running agent (started now if need be), counted as busy until release()."""
+        """The session's running agent (started now if need be), counted as busy until release().
+
+        A registered process is handed out and counted busy in one step under the lock, and the reaper
+        removes a process only under that lock when it is still idle, so a process given to a call is
+        never reaped under it. A process running an older version is never stopped while busy: it is
+        retired (no new calls reach it), finishes its calls and then stops, while this call gets a fresh
+        process beside it, as on AWS where calls after an update run the new version.
+        """
         key = (launch.runtime_id, launch.session_id)
         with self._lock:
-            start_lock = self._start_locks.setdefault(key, threading.Lock())
-        with start_lock:
-            with self._lock:
-                proc = self._procs.get(key)
-            if proc is not None and (proc.broken or not proc.alive() or proc.launch.version != launch.version):
-                # Dead, failed mid-stream, or serving an older version: the next call starts afresh.
-                reason = "it runs an older version" if proc.alive() and not proc.broken else "it is no longer healthy"
-                self._stop_all([proc], f"replaced because {reason}", wait=False)
-                proc = None
-            if proc is None:
+            entry = self._start_locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                to_stop: tuple[AgentProcess, str] | None = None
+                with self._lock:
+                    proc = self._procs.get(key)
+                    if proc is not None and not proc.broken and proc.alive() and proc.launch.version == launch.version:
+                        proc.in_flight += 1
+                        proc.last_activity = time.monotonic()
+                        return proc
+                    if proc is not None:
+                        del self._procs[key]
+                        if proc.broken or not proc.alive():
+                            if proc.in_flight == 0:
+                                to_stop = (proc, "replaced because it is no longer healthy")
+                            else:
+                                proc.retired = True  # its own calls are failing; the last release stops it
+                                self._draining.add(proc)
+                        elif proc.in_flight == 0:
+                            to_stop = (proc, "replaced because it runs an older version")
+                        else:
+                            proc.retired = True
+                            self._draining.add(proc)
+                            log.info("agent pid %s of session %s runs version %s: it finishes its %d call(s) "
+                                     "while version %s starts beside it", proc.proc.pid, launch.session_id,
+                                     proc.launch.version, proc.in_flight, launch.version)
+                if to_stop is not None:
+                    self._stop_in_background(*to_stop)
                 proc = self._start(launch)
                 with self._lock:
+                    proc.in_flight += 1
+                    proc.last_activity = time.monotonic()
                     self._procs[key] = proc
+                return proc
+        finally:
             with self._lock:
-                proc.in_flight += 1
-                proc.last_activity = time.monotonic()
-            return proc
+                entry[1] -= 1
+                if entry[1] == 0 and self._start_locks.get(key) is entry:
+                    del self._start_locks[key]
 
     def release(self, proc: AgentProcess, broken: bool = False) -> None:
         with self._lock:
@@ -225,7 +266,12 @@ class Supervisor:
             proc.last_activity = time.monotonic()
             if broken:
                 proc.broken = True
-        if broken:
+            drained = proc.retired and proc.in_flight == 0
+            if drained:
+                self._draining.discard(proc)
+        if drained:
+            self._stop_in_background(proc, "it finished its calls after being replaced")
+        elif broken:
             # In the background: the caller is still being told what happened.
             self._stop_all([proc], "it failed during an invocation", wait=False)
 
@@ -240,7 +286,11 @@ class Supervisor:
     def stop_runtime(self, runtime_id: str) -> None:
         with self._lock:
             procs = [p for key, p in self._procs.items() if key[0] == runtime_id]
+            procs += [p for p in self._draining if p.launch.runtime_id == runtime_id]
         self._stop_all(procs, "its runtime was deleted", wait=False)
+
+    def _stop_in_background(self, proc: AgentProcess, reason: str) -> None:
+        threading.Thread(target=self._stop, args=(proc, reason), daemon=True).start()
 
     def _stop_all(self, procs: list[AgentProcess], reason: str, wait: bool) -> None:
         """Stop these agents side by side (each may take seconds to exit); gone for callers at once."""
@@ -248,6 +298,7 @@ class Supervisor:
             for proc in procs:
                 if self._procs.get(proc.key) is proc:
                     del self._procs[proc.key]
+                self._draining.discard(proc)
         threads = [threading.Thread(target=self._stop, args=(proc, reason), daemon=True) for proc in procs]
         for thread in threads:
             thread.start()
@@ -262,7 +313,9 @@ class Supervisor:
     def close(self) -> None:
         self._closed.set()
         self._reaper.join(timeout=5)
-        self._stop_all(self.sessions(), "the emulator is shutting down", wait=True)
+        with self._lock:
+            draining = list(self._draining)
+        self._stop_all(self.sessions() + draining, "the emulator is shutting down", wait=True)
 
     # -- starting and stopping ---------------------------------------------------------------
     def _environment(self, launch: Launch, port: int, session_dir: Path) -> dict[str, str]:
@@ -292,15 +345,15 @@ class Supervisor:
         return env
 
     def _start(self, launch: Launch) -> AgentProcess:
-        # A new microVM: a directory of its own, nothing kept from the session's earlier ones (an earlier
-        # one may still be exiting, so it is cleared away, not reused).
-        session_root = self.root / launch.runtime_id / _dir_name(launch.session_id)
-        if session_root.is_dir():
-            for old in session_root.iterdir():
-                shutil.rmtree(old, ignore_errors=True)
-        session_dir = session_root / f"vm-{time.time_ns()}"
+        # A new microVM: a directory of its own, nothing kept from the session's earlier ones (each is
+        # removed when its process has exited; an older one may still be finishing calls beside it).
+        session_dir = self.root / launch.runtime_id / _dir_name(launch.session_id) / f"vm-{time.time_ns()}"
         app_dir = session_dir / "app"
-        shutil.copytree(launch.context_dir, app_dir, symlinks=True)
+        try:
+            shutil.copytree(launch.context_dir, app_dir, symlinks=True)
+        except BaseException:
+            self._remove_session_dir(session_dir)
+            raise
         for sub in ("home", "tmp"):
             (session_dir / sub).mkdir(parents=True, exist_ok=True)
         port = _free_port()
@@ -309,7 +362,8 @@ class Supervisor:
         popen = subprocess.Popen(cmd, cwd=app_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, start_new_session=True)
         proc = AgentProcess(launch, port, popen, session_dir)
-        threading.Thread(target=self._pump, args=(proc,), name=f"agent-log-{popen.pid}", daemon=True).start()
+        proc.pump = threading.Thread(target=self._pump, args=(proc,), name=f"agent-log-{popen.pid}", daemon=True)
+        proc.pump.start()
         log.info("started agent pid %s for session %s of %s on port %s", popen.pid, launch.session_id,
                  launch.runtime_id, port)
         self._wait_healthy(proc)
@@ -353,11 +407,55 @@ class Supervisor:
         with self._lock:
             if self._procs.get(proc.key) is proc:
                 del self._procs[proc.key]
+            self._draining.discard(proc)
         if proc.alive():
             log.info("stopping agent pid %s of session %s: %s", proc.proc.pid, proc.launch.session_id, reason)
             _terminate_group(proc.proc)
         else:
             proc.proc.wait()
+        self._clean_up(proc)
+
+    def _retire_if_idle(self, proc: AgentProcess, seen_activity: float | None) -> bool:
+        """Take `proc` out of the registry if it is still there, idle, and untouched since the check began.
+
+        Done under the lock acquire() hands processes out under, so a process given to a new call in the
+        meantime is kept. True when the caller may now stop it.
+        """
+        with self._lock:
+            if self._procs.get(proc.key) is not proc or proc.in_flight:
+                return False
+            if seen_activity is not None and proc.last_activity != seen_activity:
+                return False
+            del self._procs[proc.key]
+            return True
+
+    # -- session directories -----------------------------------------------------------------
+    def _clean_up(self, proc: AgentProcess) -> None:
+        """Keep the exited agent's log under logs/ and remove its session directory (copied app, home, tmp)."""
+        if proc.pump is not None:
+            # The pump ends when the agent's output closes; a stray child holding it open must not block us
+            # (the log file is moved while open: the pump goes on writing to it at its new place).
+            proc.pump.join(timeout=5)
+        launch = proc.launch
+        log_file = proc.session_dir / "agent.log"
+        if log_file.exists():
+            target = self.logs / launch.runtime_id / f"{_dir_name(launch.session_id)}-{proc.session_dir.name}.log"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                log_file.rename(target)
+            except OSError as exc:
+                log.warning("could not keep the log of agent pid %s (%s): %s", proc.proc.pid, log_file, exc)
+        self._remove_session_dir(proc.session_dir)
+
+    def _remove_session_dir(self, session_dir: Path) -> None:
+        shutil.rmtree(session_dir, ignore_errors=True)
+        # The session's and runtime's folders go too once nothing is left in them (another VM of the
+        # session may be starting: rmdir refuses a non-empty folder, which is what we want).
+        for parent in (session_dir.parent, session_dir.parent.parent):
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
     # -- idle sessions -----------------------------------------------------------------------
     def _reap_loop(self) -> None:
@@ -369,21 +467,33 @@ class Supervisor:
                     log.exception("error while checking agent pid %s", proc.proc.pid)
 
     def _check(self, proc: AgentProcess) -> None:
+        # The reads below are a first look without the lock; every stop goes through _retire_if_idle,
+        # which decides again under the lock.
         now = time.monotonic()
         if not proc.alive():
-            if proc.in_flight == 0:
+            if self._retire_if_idle(proc, None):
                 self._stop(proc, f"it exited with code {proc.proc.returncode}")
             return
         if now - proc.started_at >= proc.launch.max_lifetime:
-            self._stop(proc, "it reached the runtime's maximum lifetime")
+            # AWS ends a session at its maximum lifetime, busy or not.
+            with self._lock:
+                registered = self._procs.get(proc.key) is proc
+                if registered:
+                    del self._procs[proc.key]
+            if registered:
+                self._stop(proc, "it reached the runtime's maximum lifetime")
             return
         idle = proc.launch.idle_timeout
-        if proc.in_flight or now - proc.last_activity < idle or now - proc.last_ping < 1.0:
+        with self._lock:
+            seen = proc.last_activity
+            busy = proc.in_flight
+        if busy or now - seen < idle or now - proc.last_ping < 1.0:
             return
         proc.last_ping = now
-        doc = proc.ping()
+        doc = proc.ping()  # up to 2 s, without the lock: a new call may take the process meanwhile
         if doc is None:
-            self._stop(proc, "it stopped answering /ping")
+            if self._retire_if_idle(proc, seen):
+                self._stop(proc, "it stopped answering /ping")
         elif doc["status"] == "HealthyBusy":
             return  # working in the background: never reclaimed while it says so
         else:
@@ -392,8 +502,8 @@ class Supervisor:
                 changed = float(doc.get("time_of_last_update") or 0)
             except (TypeError, ValueError):
                 changed = 0.0
-            idle_for = min(now - proc.last_activity, time.time() - changed) if changed else now - proc.last_activity
-            if idle_for >= idle:
+            idle_for = min(now - seen, time.time() - changed) if changed else now - seen
+            if idle_for >= idle and self._retire_if_idle(proc, seen):
                 self._stop(proc, f"it was idle for {idle:.0f}s")
 
 

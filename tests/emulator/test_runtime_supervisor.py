@@ -37,3 +37,88 @@ def test_only_allowlisted_parts_of_the_emulators_environment_reach_the_agent(sup
     assert env["LC_ALL"] == "C.UTF-8" and env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
     assert env["PATH"] and env["HELLO"] == "runtime" and env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4599"
     assert env["HOME"] == str(tmp_path / "session" / "home")
+
+
+FAKE_AGENT = Path(__file__).parent / "fixtures" / "fake_agent"
+
+
+def _invoke(proc, prompt: str) -> dict:
+    import json
+
+    from emulator.runtime.supervisor import forward
+
+    done = []
+    status, _, body = forward(proc, json.dumps({"input": {"prompt": prompt}}).encode(),
+                              {"Content-Type": "application/json"}, done.append)
+    return json.loads(b"".join(body))["output"]
+
+
+def _wait(condition, timeout: float = 10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_process_handed_to_a_new_call_while_the_reaper_pings_it_is_not_reaped(supervisor, tmp_path):
+    import threading
+
+    launch = _launch(tmp_path, context_dir=FAKE_AGENT, idle_timeout=0.3)
+    proc = supervisor.acquire(launch)
+    supervisor.release(proc)
+    pinging, go = threading.Event(), threading.Event()
+    real_ping = proc.ping
+
+    def slow_failing_ping(timeout: float = 2.0):  # an agent too busy to answer /ping within its timeout
+        pinging.set()
+        go.wait(10)
+        return None
+
+    proc.ping = slow_failing_ping
+    assert pinging.wait(5), "the reaper never checked the idle process"
+    again = supervisor.acquire(launch)  # a new call arrives while the reaper waits for /ping
+    proc.ping = real_ping
+    go.set()
+    try:
+        assert again is proc
+        _wait(lambda: False, 0.5)  # give the reaper time to act on its failed ping
+        assert proc.alive(), "the reaper killed a process that had just been given to a new call"
+        assert supervisor.sessions() == [proc]
+        assert _invoke(proc, "hello")["result"]
+    finally:
+        supervisor.release(again)
+
+
+def test_a_busy_process_of_an_older_version_finishes_its_call_before_it_stops(supervisor, tmp_path):
+    old_launch = _launch(tmp_path, context_dir=FAKE_AGENT, version="1")
+    old = supervisor.acquire(old_launch)
+    new = supervisor.acquire(_launch(tmp_path, context_dir=FAKE_AGENT, version="2"))
+    try:
+        assert new is not old and new.launch.version == "2"
+        assert old.alive(), "a process still answering a call was stopped for an update"
+        assert _invoke(old, "still here")["result"]
+        assert supervisor.sessions() == [new]
+    finally:
+        supervisor.release(old)
+        supervisor.release(new)
+    assert _wait(lambda: not old.alive()), "the replaced process was not stopped once its call ended"
+    assert new.alive()
+
+
+def test_a_stopped_sessions_directory_is_removed_its_log_kept_and_its_start_lock_pruned(supervisor, tmp_path):
+    launch = _launch(tmp_path, context_dir=FAKE_AGENT)
+    proc = supervisor.acquire(launch)
+    _invoke(proc, "log me")
+    supervisor.release(proc)
+    session_dir = proc.session_dir
+    assert (session_dir / "app").is_dir()
+    assert supervisor._start_locks == {}
+    assert supervisor.stop_session(launch.runtime_id, launch.session_id)
+    assert _wait(lambda: not session_dir.exists()), "the session directory outlived its process"
+    assert not (supervisor.root / launch.runtime_id).exists()
+    logs = list((supervisor.logs / launch.runtime_id).glob("*.log"))
+    assert len(logs) == 1 and "prompt='log me'" in logs[0].read_text()
