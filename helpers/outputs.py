@@ -8,8 +8,10 @@ from . import aws, stack
 from .config import Settings
 from .errors import WorkshopError
 
-# The agent accepts only these ids (container/agent/request.py); checking here keeps paths inside `dest`.
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}$")
+# The agent accepts only these ids (container/agent/request.py: AgentCore Memory's own patterns, with
+# no '/' or ':'), so only these can have files; checking here also keeps paths inside `dest`.
+_IDS = {"actor_id": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}"),
+        "session_id": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")}
 
 
 def session_objects(settings: Settings, actor_id: str, session_id: str) -> list[dict]:
@@ -89,6 +91,8 @@ def _bucket(settings: Settings) -> str:
 
 def _check_ids(actor_id: str, session_id: str) -> None:
     for name, value in (("actor_id", actor_id), ("session_id", session_id)):
-        if not isinstance(value, str) or not _ID.match(value) or ".." in value:
+        if not isinstance(value, str) or not _IDS[name].fullmatch(value):
+            longest = 255 if name == "actor_id" else 100
             raise WorkshopError(f"{name}={value!r} is not a valid id.",
-                                hint="Use 1-256 letters, digits, '_', '-' or '.', starting with a letter or digit, as the agent does.")
+                                hint=f"Use 1-{longest} letters, digits, '_' or '-', starting with a letter or digit, "
+                                     "as the agent and AgentCore Memory do.")
