@@ -47,22 +47,22 @@ class Invocation:
     warnings: list[str] = field(default_factory=list)
 
 
-def check_actor_id(name: str, value) -> str:
+def _check_id(name: str, value, pattern, rule: str) -> str:
     if not isinstance(value, str):
         raise BadRequest(name, f"must be a string, got {type(value).__name__}")
-    if not ACTOR_ID_PATTERN.fullmatch(value):
-        raise BadRequest(name, f"{value[:80]!r} is not allowed: use 1-255 letters, digits, '_' or '-', "
-                               "starting with a letter or digit (AgentCore Memory's actor id, without '/')")
+    if not pattern.fullmatch(value):
+        raise BadRequest(name, f"{value[:80]!r} is not allowed: {rule}")
     return value
+
+
+def check_actor_id(name: str, value) -> str:
+    return _check_id(name, value, ACTOR_ID_PATTERN, "use 1-255 letters, digits, '_' or '-', starting with a "
+                                                    "letter or digit (AgentCore Memory's actor id, without '/')")
 
 
 def check_session_id(name: str, value) -> str:
-    if not isinstance(value, str):
-        raise BadRequest(name, f"must be a string, got {type(value).__name__}")
-    if not SESSION_ID_PATTERN.fullmatch(value):
-        raise BadRequest(name, f"{value[:80]!r} is not allowed: use 1-100 letters, digits, '_' or '-', "
-                               "starting with a letter or digit (AgentCore Memory's session id)")
-    return value
+    return _check_id(name, value, SESSION_ID_PATTERN, "use 1-100 letters, digits, '_' or '-', starting with a "
+                                                      "letter or digit (AgentCore Memory's session id)")
 
 
 def runtime_session_id(value: str) -> str:

@@ -68,13 +68,11 @@ def test_an_invocation_that_fails_with_a_server_error_is_sent_only_once(monkeypa
 @pytest.fixture(scope="module")
 def deployed(emulator, tmp_path_factory):
     """The fake agent deployed on a runtime of its own, through the helpers."""
-    import os
-
     tag = uuid.uuid4().hex[:8]
-    saved = {k: os.environ.get(k) for k in ("WORKSHOP_TARGET", "AWS_ENDPOINT_URL", "WORKSHOP_STATE_DIR")}
-    os.environ.update(WORKSHOP_TARGET="local", AWS_ENDPOINT_URL=emulator.endpoint,
-                      WORKSHOP_STATE_DIR=str(tmp_path_factory.mktemp("invoke-state")))
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WORKSHOP_TARGET", "local")
+        env.setenv("AWS_ENDPOINT_URL", emulator.endpoint)
+        env.setenv("WORKSHOP_STATE_DIR", str(tmp_path_factory.mktemp("invoke-state")))
         settings = config.load(runtime_name=f"invoke_rt_{tag}")
         emulator.client("s3").create_bucket(Bucket=f"inv-{tag}")
         repo = emulator.client("ecr").create_repository(repositoryName=f"inv-{tag}")["repository"]["repositoryUri"]
@@ -83,12 +81,6 @@ def deployed(emulator, tmp_path_factory):
         runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=f"inv-{tag}", progress=False)
         yield settings
         runtime.delete_runtime(settings, progress=False)  # and with it the sessions' agent processes
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def test_invoke_streams_progress_and_returns_the_output(deployed, capsys):
