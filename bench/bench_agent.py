@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -103,6 +104,8 @@ def main() -> None:
         from fastapi.testclient import TestClient
 
         import agent.app as agent_app
+
+        logging.getLogger("agent.events").setLevel(logging.WARNING)  # the figures are the output, not the steps
         from agent.runner import RunOutcome
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, EmulatorProcess
+from tests.conftest import ROOT
 
 
 def run_cli(*args: str, env: dict, stdin: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -32,46 +32,41 @@ def test_a_bad_target_is_one_line_not_a_traceback():
 
 
 @pytest.mark.slow
-def test_deploy_invoke_inspect_download_and_cleanup_from_the_command_line(tmp_path):
-    emu = EmulatorProcess(tmp_path / "emulator", env={"EMULATOR_EXTRACTION_DELAY": "0.3"}).start()
-    env = {**os.environ, "WORKSHOP_TARGET": "local", "AWS_ENDPOINT_URL": emu.endpoint,
-           "WORKSHOP_STATE_DIR": str(tmp_path / "workshop")}
-    try:
-        deploy = run_cli("deploy", env=env)
-        assert deploy.returncode == 0, deploy.stderr[-2000:]
-        assert "runtime: arn:aws:bedrock-agentcore:" in deploy.stdout
+def test_deploy_invoke_inspect_download_and_cleanup_from_the_command_line(fresh_workshop_env, tmp_path):
+    env = fresh_workshop_env
+    deploy = run_cli("deploy", env=env)
+    assert deploy.returncode == 0, deploy.stderr[-2000:]
+    assert "runtime: arn:aws:bedrock-agentcore:" in deploy.stdout
 
-        first = run_cli("invoke", "create hello.py that prints hello", "--actor", "cli-user", "--session",
-                        "cli-session", env=env)
-        assert first.returncode == 0, first.stderr[-2000:]
-        assert "file hello.py: s3://" in first.stdout
+    first = run_cli("invoke", "create hello.py that prints hello", "--actor", "cli-user", "--session",
+                    "cli-session", env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "file hello.py: s3://" in first.stdout
 
-        # Interactive mode runs until /quit, continuing the same session.
-        chat = run_cli("invoke", "--interactive", "--actor", "cli-user", "--session", "cli-session", env=env,
-                       stdin="what files are in the workspace?\n/quit\n")
-        assert chat.returncode == 0, chat.stderr[-2000:]
-        assert chat.stdout.count("agent> ") == 1 and "hello.py" in chat.stdout
+    # Interactive mode runs until /quit, continuing the same session.
+    chat = run_cli("invoke", "--interactive", "--actor", "cli-user", "--session", "cli-session", env=env,
+                   stdin="what files are in the workspace?\n/quit\n")
+    assert chat.returncode == 0, chat.stderr[-2000:]
+    assert chat.stdout.count("agent> ") == 1 and "hello.py" in chat.stdout
 
-        history = run_cli("history", "cli-user", "cli-session", env=env)
-        assert "create hello.py that prints hello" in history.stdout
+    history = run_cli("history", "cli-user", "cli-session", env=env)
+    assert "create hello.py that prints hello" in history.stdout
 
-        memories = run_cli("memories", "cli-user", env=env)
-        assert memories.returncode == 0 and "facts of cli-user" in memories.stdout
+    memories = run_cli("memories", "cli-user", env=env)
+    assert memories.returncode == 0 and "facts of cli-user" in memories.stdout
 
-        info = run_cli("info", env=env)
-        assert "runtime status" in info.stdout and "READY" in info.stdout and "memory id" in info.stdout
+    info = run_cli("info", env=env)
+    assert "runtime status" in info.stdout and "READY" in info.stdout and "memory id" in info.stdout
 
-        download = run_cli("download", "cli-user", "cli-session", env=env)
-        assert download.returncode == 0 and "hello.py" in download.stdout
-        assert list((tmp_path / "workshop" / "downloads" / "cli-user" / "cli-session").rglob("hello.py"))
+    download = run_cli("download", "cli-user", "cli-session", env=env)
+    assert download.returncode == 0 and "hello.py" in download.stdout
+    assert list((tmp_path / "workshop" / "downloads" / "cli-user" / "cli-session").rglob("hello.py"))
 
-        for attempt in (1, 2):  # clean-up is safe to repeat
-            cleanup = run_cli("cleanup", env=env)
-            assert cleanup.returncode == 0, f"attempt {attempt}: {cleanup.stdout[-3000:]} {cleanup.stderr[-2000:]}"
-            assert cleanup.stdout.rstrip().endswith("(none)"), cleanup.stdout[-1500:]
-        assert "already gone" in cleanup.stdout
-    finally:
-        emu.stop()
+    for attempt in (1, 2):  # clean-up is safe to repeat
+        cleanup = run_cli("cleanup", env=env)
+        assert cleanup.returncode == 0, f"attempt {attempt}: {cleanup.stdout[-3000:]} {cleanup.stderr[-2000:]}"
+        assert cleanup.stdout.rstrip().endswith("(none)"), cleanup.stdout[-1500:]
+    assert "already gone" in cleanup.stdout
 
 
 def test_missing_aws_credentials_are_one_line_saying_what_to_do(tmp_path):
