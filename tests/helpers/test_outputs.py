@@ -25,13 +25,15 @@ def test_download_fetches_session_and_output_files_of_that_session_only(deployed
     s3.put_object(Bucket=bucket, Key="outputs/20261126_120000/alice/s1/hello.py", Body=b'print("hello")\n')
     s3.put_object(Bucket=bucket, Key="sessions/bob/s1/secret.txt", Body=b"bob's")
     s3.put_object(Bucket=bucket, Key="outputs/20261126_120000/bob/s1/secret.txt", Body=b"bob's")
+    # Actor "x", session "alice", folder "s1": its key contains "/alice/s1/" but is not alice's.
+    s3.put_object(Bucket=bucket, Key="outputs/20261126_120000/x/alice/s1/other.txt", Body=b"x's")
 
     df = outputs.download_session(settings, "alice", "s1", dest=tmp_path)
     assert sorted(df["kind"]) == ["output", "session"]
     assert set(df["file"]) == {"hello.py"}
     for path in df["local_path"]:
         assert open(path).read() == 'print("hello")\n'
-    assert not any("bob" in key for key in df["s3_key"])
+    assert not any("bob" in key or "/x/" in key for key in df["s3_key"])
 
 
 @pytest.mark.parametrize("bad", ["../alice", "a/b", "", "..", "john.doe", "a\nb"])
