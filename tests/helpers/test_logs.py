@@ -47,3 +47,22 @@ def test_the_plot_has_one_bar_per_step():
     df = pd.DataFrame(timeline(EVENTS))
     fig = timeline_plot(df)
     assert len(fig.axes[0].patches) == len(df[df["step"] != "whole invocation"])
+
+
+def test_log_events_keep_the_newest_lines_when_there_are_more_than_the_limit(local_env, monkeypatch):
+    import time as _time
+
+    from helpers import config, logs
+
+    group = "/aws/bedrock-agentcore/runtimes/tail_test-0123456789-DEFAULT"
+    client = local_env.client("logs")
+    client.create_log_group(logGroupName=group)
+    client.create_log_stream(logGroupName=group, logStreamName="s")
+    now = int(_time.time() * 1000) - 600_000
+    total = 10_050  # more than one page of FilterLogEvents (10,000), so the newest lines are on the last page
+    for start in (0, 10_000):
+        client.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
+            {"timestamp": now + i * 10, "message": f"line {i}"} for i in range(start, min(start + 10_000, total))])
+    monkeypatch.setattr(logs, "log_group", lambda settings: group)
+    tail = logs.log_events(config.load(), limit=100)
+    assert [e["message"] for e in tail] == [f"line {i}" for i in range(total - 100, total)]
