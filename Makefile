@@ -22,8 +22,9 @@ workshop: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# Jupyter refuses to start as root (containers, some cloud IDEs) unless told it may.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/
 
 bench: $(STAMP)
 	$(PY) -m bench
