@@ -50,28 +50,29 @@ class ChatSession:
             if self.busy:
                 return self._add(Turn("system", "The agent is still working on the last message; wait, or press Stop."))
             self.busy = True
-        self._add(Turn("user", text))
-        reply = Turn("agent", "")
         self._stop.clear()
+        self._add(Turn("user", text))
+        # The reply is in the history from the start, so its progress lines show while the agent works.
+        reply = self._add(Turn("agent", "working ..."))
+        output = None
         try:
             output = self.invoker(text, self.actor_id, self.session_id,
                                   lambda event: self._progress(reply, event), self._stop.is_set)
         except WorkshopError as exc:
             reply.role, reply.text = "system", f"Invocation failed: {exc}"
-            return self._add(reply)
         except Exception as exc:  # runs in the widget's thread: an error must show, not vanish with it
             reply.role, reply.text = "system", f"Invocation failed: {type(exc).__name__}: {exc}"
-            return self._add(reply)
         finally:
-            self.busy = False
-        if output.get("stopped"):
+            self.busy = False  # before the last redraw below, so the widget shows the chat idle again
+        if output is not None and output.get("stopped"):
             reply.role, reply.text = "system", ("Stopped, and the session's agent with it: files from earlier turns "
                                                 "stay in the session; what this turn wrote was not uploaded.")
-            return self._add(reply)
-        reply.text = output.get("result") or ("(no answer)" if output.get("success") else
-                                              f"The agent reported a failure: {output.get('error', output)}")
-        reply.files = list(output.get("metadata", {}).get("uploaded_files", []))
-        return self._add(reply)
+        elif output is not None:
+            reply.text = output.get("result") or ("(no answer)" if output.get("success") else
+                                                  f"The agent reported a failure: {output.get('error', output)}")
+            reply.files = list(output.get("metadata", {}).get("uploaded_files", []))
+        self._notify()
+        return reply
 
     def stop(self) -> None:
         """Ask the running invocation to stop; the invoker checks this between streamed events."""
@@ -150,7 +151,7 @@ def chat_widget(settings: Settings, actor_id: str, session_id: str, invoker: Inv
     import ipywidgets as w
 
     session = ChatSession(invoker or invoker_for(settings), actor_id, session_id)
-    history = w.HTML(layout=w.Layout(height="320px", overflow="auto", border="1px solid #ccc", padding="6px"))
+    history = w.HTML(layout=w.Layout(border="1px solid #ccc", padding="6px"))
     box = w.Text(placeholder="Ask the agent (type /quit to end)", layout=w.Layout(width="70%"))
     send, stop = w.Button(description="Send", button_style="primary"), w.Button(description="Stop")
     actor, sess = w.Text(value=actor_id, description="actor"), w.Text(value=session_id, description="session")
@@ -164,7 +165,9 @@ def chat_widget(settings: Settings, actor_id: str, session_id: str, invoker: Inv
             parts += [f"<div style='color:#777;margin-left:1em'>· {html.escape(p)}</div>" for p in turn.progress]
             parts += [f"<div style='margin-left:1em'>📄 {html.escape(str(f.get('file_name')))} "
                       f"<code>{html.escape(str(f.get('s3_url')))}</code></div>" for f in turn.files]
-        history.value = "".join(parts)
+        # A column-reverse box stays scrolled to its end: the newest message is always in view.
+        history.value = ("<div style='display:flex;flex-direction:column-reverse;height:320px;overflow:auto'>"
+                         f"<div>{''.join(parts)}</div></div>")
         for control in (box, send):
             control.disabled = session.closed or session.busy
         stop.disabled = not session.busy

@@ -132,3 +132,28 @@ def test_a_second_send_while_busy_does_not_start_a_second_invocation():
     release.set()
     worker.join(5)
     assert calls == ["first"] and "still working" in reply.text
+
+
+def test_progress_shows_while_the_agent_works_not_only_at_the_end():
+    seen_during_call = []
+
+    def agent(prompt, actor, session, on_event, should_stop):
+        on_event({"type": "tool_use", "tool": "Write", "target": "notes.md"})
+        seen_during_call.append([(t.role, list(t.progress)) for t in chat.history])
+        return {"success": True, "result": "done"}
+
+    chat = ChatSession(agent, "alice", "s")
+    chat.send("write notes")
+    assert seen_during_call == [[("user", []), ("agent", ["Write notes.md"])]]
+    assert [t.role for t in chat.history] == ["user", "agent"] and chat.history[-1].text == "done"
+
+
+def test_after_a_failure_the_last_redraw_sees_the_chat_idle():
+    def failing(*_args):
+        raise InvocationError("boom")
+
+    chat = ChatSession(failing, "alice", "s")
+    states = []
+    chat.listeners.append(lambda: states.append(chat.busy))
+    chat.send("hi")
+    assert states[-1] is False
