@@ -31,6 +31,10 @@ class Settings:
     idle_timeout: float = field(default_factory=lambda: _float_env("EMULATOR_IDLE_TIMEOUT", 900.0))
     # Seconds an agent process gets to answer /ping after it starts.
     agent_start_timeout: float = field(default_factory=lambda: _float_env("EMULATOR_AGENT_START_TIMEOUT", 60.0))
+    # Seconds a session stopped by StopRuntimeSession stays "terminating": calls to it meanwhile get 409
+    # RetryableConflictException, as on AWS, where tearing a microVM down takes up to 15 s (devguide,
+    # runtime-lifecycle-settings). Short by default so the notebooks stay quick; tests set it.
+    session_termination: float = field(default_factory=lambda: _float_env("EMULATOR_SESSION_TERMINATION", 2.0))
 
     @property
     def endpoint(self) -> str:

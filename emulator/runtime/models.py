@@ -110,6 +110,7 @@ class RuntimeStore:
 
     # -- runtimes ----------------------------------------------------------------------------
     def create(self, params: dict, account: str, region: str) -> dict:
+        check_lifecycle(params)
         existing = self._existing(params, account, region)
         if existing is not None:
             return existing
@@ -170,6 +171,7 @@ class RuntimeStore:
         return doc
 
     def update(self, runtime_id: str, params: dict, account: str, region: str) -> dict:
+        check_lifecycle(params)
         self._check_updatable(runtime_id, account, region)
         image = self._image_for(params, region, account)  # outside the lock, as in create()
         with self._lock:
@@ -296,11 +298,41 @@ class RuntimeStore:
         raise endpoint_not_found(doc["id"], qualifier)
 
 
+# Per compute type (devguide, runtime-lifecycle-settings, "Validation and constraints"): a runtime on
+# microVMs takes 60-28800 s for both values, one on a capacity provider (instances) up to 1209600 s
+# (botocore's range); and idleRuntimeSessionTimeout must not exceed maxLifetime.
+MICROVM_MAX_LIFECYCLE = 28800
+
+
+def check_lifecycle(params: dict) -> None:
+    lifecycle = params.get("lifecycleConfiguration") or {}
+    idle, life = lifecycle.get("idleRuntimeSessionTimeout"), lifecycle.get("maxLifetime")
+    if not params.get("capacityProviderConfiguration"):
+        for name, value in (("idleRuntimeSessionTimeout", idle), ("maxLifetime", life)):
+            if value is not None and value > MICROVM_MAX_LIFECYCLE:
+                raise ValidationException(
+                    f"lifecycleConfiguration.{name} is {value}s; a runtime on microVMs takes at most "
+                    f"{MICROVM_MAX_LIFECYCLE}s (8 hours). Choose a value from 60 to {MICROVM_MAX_LIFECYCLE}.")
+    effective_idle = idle if idle is not None else min(DEFAULT_LIFECYCLE["idleRuntimeSessionTimeout"],
+                                                       life if life is not None else 28800)
+    effective_life = life if life is not None else DEFAULT_LIFECYCLE["maxLifetime"]
+    if effective_idle > effective_life:
+        raise ValidationException(
+            f"lifecycleConfiguration.idleRuntimeSessionTimeout ({effective_idle}s) must be less than or equal to "
+            f"maxLifetime ({effective_life}s).")
+
+
 def _spec(params: dict) -> dict:
     spec = {k: v for k, v in params.items() if k not in _NOT_SPEC}
     spec.setdefault("networkConfiguration", {"networkMode": "PUBLIC"})
     spec.setdefault("protocolConfiguration", {"serverProtocol": "HTTP"})
-    spec["lifecycleConfiguration"] = {**DEFAULT_LIFECYCLE, **(spec.get("lifecycleConfiguration") or {})}
+    given = spec.get("lifecycleConfiguration") or {}
+    # AWS's defaults when a value is left out; with only maxLifetime given and at most 900 s, idle follows it.
+    idle = given.get("idleRuntimeSessionTimeout")
+    if idle is None:
+        idle = min(DEFAULT_LIFECYCLE["idleRuntimeSessionTimeout"], given.get("maxLifetime") or 28800)
+    spec["lifecycleConfiguration"] = {"idleRuntimeSessionTimeout": idle,
+                                      "maxLifetime": given.get("maxLifetime") or DEFAULT_LIFECYCLE["maxLifetime"]}
     return spec
 
 

@@ -22,6 +22,10 @@ _ARN = re.compile(r"^arn:aws[a-z-]*:bedrock-agentcore:(?P<region>[a-z0-9-]+):(?P
                   r"runtime/(?P<id>[a-zA-Z][a-zA-Z0-9_]{0,47}-[a-zA-Z0-9]{10})$")
 
 
+# AWS's words, from the devguide's troubleshooting entry of that name.
+MMDSV2_REQUIRED = "This runtime is not MMDSv2-enabled"
+
+
 def _page(items: list, params: dict, key: str, scope: str) -> dict:
     """One page of `items` under `key`, with an opaque nextToken: `<scope>.<offset>`.
 
@@ -133,13 +137,30 @@ class RuntimeService:
             raise runtime_not_found(arn)
         return self.store.find_by_arn(arn, ctx.account_id, ctx.region)
 
-    def invoke_agent_runtime(self, params: dict, ctx: RequestContext) -> StreamingResult:
-        doc = self._runtime_for(params["agentRuntimeArn"], ctx)
+    def runtime_for_session_call(self, arn: str, qualifier: str | None, ctx: RequestContext) -> tuple[dict, str]:
+        """The runtime and version a session call (InvokeAgentRuntime, InvokeAgentRuntimeCommand, ...) reaches.
+
+        Every call that runs something in a runtime session goes through here, so each meets the same
+        rules: the ARN names a runtime of this account and region, the runtime is usable, and the version
+        the qualifier serves requires MMDSv2. Since 2026-06-30 AWS refuses InvokeAgentRuntime,
+        ExecuteCommand (InvokeAgentRuntimeCommand), the WebSocket calls and GetAgentCard for a runtime
+        without metadataConfiguration.requireMMDSV2 = true (devguide, runtime-troubleshooting,
+        troubleshoot-runtime-mmdsv2-validation); StopRuntimeSession is not among them.
+        """
+        doc = self._runtime_for(arn, ctx)
         if doc["status"] in ("CREATING", "DELETING", "CREATE_FAILED"):
             raise RetryableConflictException(f"AgentRuntime {doc['id']} is {doc['status']}; "
                                              "invoke it once it is READY.")
+        version = self.store.resolve_qualifier(doc, qualifier or "DEFAULT")
+        spec = doc["versions"][version]["spec"]
+        if (spec.get("metadataConfiguration") or {}).get("requireMMDSV2") is not True:
+            raise ValidationException(f"{MMDSV2_REQUIRED}. Set metadataConfiguration.requireMMDSV2 = true with "
+                                      f"UpdateAgentRuntime on {doc['id']}, wait until it is READY, then call again.")
+        return doc, version
+
+    def invoke_agent_runtime(self, params: dict, ctx: RequestContext) -> StreamingResult:
         qualifier = params.get("qualifier") or "DEFAULT"
-        version = self.store.resolve_qualifier(doc, qualifier)
+        doc, version = self.runtime_for_session_call(params["agentRuntimeArn"], qualifier, ctx)
         entry = doc["versions"][version]
         image = entry["image"] or {}
         context = image.get("context")

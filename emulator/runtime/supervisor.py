@@ -6,6 +6,12 @@ uvicorn, waits for `/ping`, and forwards `/invocations`. The process is reused w
 lives and is stopped when it has been idle for the idle timeout (never while `/ping` answers
 HealthyBusy), when its maximum lifetime is reached, when StopRuntimeSession asks, or when the
 emulator shuts down. Its output is shipped to CloudWatch Logs as on AWS.
+
+A session keeps the runtime version it started with until it ends, as on AWS: "each microVM session
+is created with the code assets deployed at the time of session creation" (devguide,
+runtime-troubleshooting, "My code changes aren't reflected in existing sessions"). A session stopped
+by StopRuntimeSession is "terminating" for a short while, and calls to it then are refused with
+RetryableConflictException, as AWS refuses calls that reach a session being torn down.
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..core.settings import Settings
-from .exceptions import RuntimeClientError
+from .exceptions import RetryableConflictException, RuntimeClientError
 
 log = logging.getLogger("emulator.runtime")
 
@@ -90,7 +96,7 @@ class AgentProcess:
     last_activity: float = field(default_factory=time.monotonic)
     in_flight: int = 0
     broken: bool = False
-    # Out of the registry but still answering the calls it had (it ran an older version): stopped
+    # Out of the registry but still answering the calls it had (it was replaced as unhealthy): stopped
     # when the last of them is released.
     retired: bool = False
     pump: threading.Thread | None = None
@@ -203,21 +209,40 @@ class Supervisor:
         self._lock = threading.Lock()
         # Per session: a lock serialising starts, and how many acquire() calls use it (pruned at 0).
         self._start_locks: dict[tuple[str, str], list] = {}
+        # Sessions StopRuntimeSession is tearing down: until when (monotonic) calls to them are refused.
+        self._terminating: dict[tuple[str, str], float] = {}
         self._closed = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, name="runtime-reaper", daemon=True)
         self._reaper.start()
 
     # -- sessions ----------------------------------------------------------------------------
+    def check_not_terminating(self, runtime_id: str, session_id: str) -> None:
+        """RetryableConflictException while StopRuntimeSession is still tearing this session down.
+
+        AWS answers 409 RetryableConflictException to a call that reaches a session still being
+        provisioned or torn down; the call never reached the agent, so the caller may retry it.
+        """
+        key = (runtime_id, session_id)
+        with self._lock:
+            until = self._terminating.get(key)
+            if until is not None and time.monotonic() >= until:
+                del self._terminating[key]
+                until = None
+        if until is not None:
+            raise RetryableConflictException(
+                f"Runtime session {session_id} of {runtime_id} is being terminated; retry in "
+                f"{max(until - time.monotonic(), 0.1):.1f}s, when a call starts a new microVM for it.")
+
     def acquire(self, launch: Launch) -> AgentProcess:
         """The session's running agent (started now if need be), counted as busy until release().
 
         A registered process is handed out and counted busy in one step under the lock, and the reaper
         removes a process only under that lock when it is still idle, so a process given to a call is
-        never reaped under it. A process running an older version is never stopped while busy: it is
-        retired (no new calls reach it), finishes its calls and then stops, while this call gets a fresh
-        process beside it, as on AWS where calls after an update run the new version.
+        never reaped under it. A live session's process is reused whatever version `launch` names: a
+        session keeps the code it started with, and a new version reaches new sessions only (AWS).
         """
         key = (launch.runtime_id, launch.session_id)
+        self.check_not_terminating(*key)
         with self._lock:
             entry = self._start_locks.setdefault(key, [threading.Lock(), 0])
             entry[1] += 1
@@ -226,26 +251,20 @@ class Supervisor:
                 to_stop: tuple[AgentProcess, str] | None = None
                 with self._lock:
                     proc = self._procs.get(key)
-                    if proc is not None and not proc.broken and proc.alive() and proc.launch.version == launch.version:
+                    if proc is not None and not proc.broken and proc.alive():
                         proc.in_flight += 1
                         proc.last_activity = time.monotonic()
+                        if proc.launch.version != launch.version:
+                            log.info("session %s keeps version %s of %s; version %s serves new sessions",
+                                     launch.session_id, proc.launch.version, launch.runtime_id, launch.version)
                         return proc
                     if proc is not None:
                         del self._procs[key]
-                        if proc.broken or not proc.alive():
-                            if proc.in_flight == 0:
-                                to_stop = (proc, "replaced because it is no longer healthy")
-                            else:
-                                proc.retired = True  # its own calls are failing; the last release stops it
-                                self._draining.add(proc)
-                        elif proc.in_flight == 0:
-                            to_stop = (proc, "replaced because it runs an older version")
+                        if proc.in_flight == 0:
+                            to_stop = (proc, "replaced because it is no longer healthy")
                         else:
-                            proc.retired = True
+                            proc.retired = True  # its own calls are failing; the last release stops it
                             self._draining.add(proc)
-                            log.info("agent pid %s of session %s runs version %s: it finishes its %d call(s) "
-                                     "while version %s starts beside it", proc.proc.pid, launch.session_id,
-                                     proc.launch.version, proc.in_flight, launch.version)
                 if to_stop is not None:
                     self._stop_in_background(*to_stop)
                 proc = self._start(launch)
@@ -276,8 +295,12 @@ class Supervisor:
             self._stop_all([proc], "it failed during an invocation", wait=False)
 
     def stop_session(self, runtime_id: str, session_id: str) -> bool:
+        """Stop the session's agent; False when none runs. RetryableConflictException while it terminates."""
+        self.check_not_terminating(runtime_id, session_id)
         with self._lock:
             proc = self._procs.get((runtime_id, session_id))
+            if proc is not None and self.settings.session_termination > 0:
+                self._terminating[(runtime_id, session_id)] = time.monotonic() + self.settings.session_termination
         if proc is None:
             return False
         self._stop_all([proc], "StopRuntimeSession was called", wait=False)

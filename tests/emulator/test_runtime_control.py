@@ -9,7 +9,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import EmulatorProcess
-from tests.emulator.fixtures.runtime import ROLE_ARN, create_runtime, output_problems, push_fake_image, wait_ready
+from tests.emulator.fixtures.runtime import (ROLE_ARN, create_runtime, output_problems, push_fake_image, require_mmdsv2,
+                                            wait_ready)
 
 
 def _name(prefix: str = "rt") -> str:
@@ -190,7 +191,7 @@ def test_runtimes_survive_an_emulator_restart(tmp_path):
         uri = push_fake_image(first)
         control = first.client("bedrock-agentcore-control")
         created = create_runtime(control, _name("kept"), uri, env={"KEPT": "yes"})
-        wait_ready(control, created["agentRuntimeId"])
+        require_mmdsv2(control, created["agentRuntimeId"])
     finally:
         first.stop()
     second = EmulatorProcess(tmp_path).start()
@@ -302,3 +303,41 @@ def test_resolving_an_image_does_not_hold_the_store_lock(tmp_path):
     with pytest.raises(Exception, match="already exists"):
         store.create(params, "123456789012", "us-east-1")
     store.close()
+
+
+def test_create_takes_no_metadata_configuration_and_update_stores_and_returns_it(emulator, control, image_uri):
+    import json
+
+    # botocore 1.44.8's CreateAgentRuntime has no metadataConfiguration, so boto3 cannot even send it. Put it in
+    # the body on the wire: the emulator reads only the model's members, so the runtime still lacks the flag.
+    assert "metadataConfiguration" not in control.meta.service_model.operation_model(
+        "CreateAgentRuntime").input_shape.members
+    raw = emulator.client("bedrock-agentcore-control")
+
+    def add_member(request, **_):
+        request.data = json.dumps({**json.loads(request.body), "metadataConfiguration": {"requireMMDSV2": True}})
+
+    raw.meta.events.register("before-sign.bedrock-agentcore-control.CreateAgentRuntime", add_member)
+    rid = create_runtime(raw, _name(), image_uri)["agentRuntimeId"]
+    assert "metadataConfiguration" not in wait_ready(control, rid), "a created runtime started with the flag"
+    control.update_agent_runtime(
+        agentRuntimeId=rid, roleArn=ROLE_ARN, networkConfiguration={"networkMode": "PUBLIC"},
+        agentRuntimeArtifact={"containerConfiguration": {"containerUri": image_uri}},
+        metadataConfiguration={"requireMMDSV2": True},
+        lifecycleConfiguration={"idleRuntimeSessionTimeout": 600, "maxLifetime": 3600})
+    got = wait_ready(control, rid)
+    assert got["metadataConfiguration"] == {"requireMMDSV2": True}
+    assert got["lifecycleConfiguration"] == {"idleRuntimeSessionTimeout": 600, "maxLifetime": 3600}
+    assert output_problems(control, "GetAgentRuntime", got) == []
+
+
+@pytest.mark.parametrize("lifecycle, words", [
+    ({"idleRuntimeSessionTimeout": 3600, "maxLifetime": 1800}, "must be less than or equal to maxLifetime"),
+    ({"maxLifetime": 28801}, "at most 28800s"),
+    ({"idleRuntimeSessionTimeout": 30000}, "idleRuntimeSessionTimeout is 30000s"),
+])
+def test_a_lifecycle_outside_awss_limits_is_a_validation_error_naming_the_field(control, image_uri, lifecycle, words):
+    with pytest.raises(ClientError) as err:
+        create_runtime(control, _name(), image_uri, lifecycleConfiguration=lifecycle)
+    assert _code(err) == ("ValidationException", 400)
+    assert words in err.value.response["Error"]["Message"]

@@ -11,7 +11,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import EmulatorProcess
-from tests.emulator.fixtures.runtime import create_runtime, output_problems, push_fake_image, wait_ready
+from tests.emulator.fixtures.runtime import (create_runtime, output_problems, push_fake_image, require_mmdsv2,
+                                            wait_ready)
 
 
 def _sid() -> str:
@@ -42,8 +43,8 @@ def _wait_dead(pid: int, timeout: float) -> bool:
 def make_runtime(emu, env: dict | None = None) -> dict:
     control = emu.client("bedrock-agentcore-control")
     created = create_runtime(control, f"inv_{uuid.uuid4().hex[:8]}", push_fake_image(emu), env=env)
-    wait_ready(control, created["agentRuntimeId"])
-    return created
+    ready = require_mmdsv2(control, created["agentRuntimeId"])
+    return {**created, "agentRuntimeVersion": ready["agentRuntimeVersion"]}
 
 
 class Caller:
@@ -181,13 +182,25 @@ def test_an_agent_error_answer_is_a_runtime_client_error_with_its_words(call):
     assert "failing as asked" in err.value.response["Error"]["Message"]
 
 
+def _after_termination(action, timeout: float = 15.0):
+    """`action()` once the session's terminating window is over (RetryableConflictException until then)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return action()
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "RetryableConflictException" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def test_stop_runtime_session_stops_its_process(call):
     sid = _sid()
     pid = call("hello", sid)["metadata"]["pid"]
     answer = call.client.stop_runtime_session(agentRuntimeArn=call.arn, runtimeSessionId=sid)
     assert answer["runtimeSessionId"] == sid
     assert _wait_dead(pid, 10)
-    assert call("again", sid)["metadata"]["num_turns"] == 1
+    assert _after_termination(lambda: call("again", sid))["metadata"]["num_turns"] == 1
     with pytest.raises(ClientError) as err:
         call.client.stop_runtime_session(agentRuntimeArn=call.arn, runtimeSessionId=_sid())
     assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
@@ -252,3 +265,65 @@ def test_a_call_without_a_session_id_gets_a_new_session_as_on_aws(call):
     pids = [json.loads(a["response"].read())["output"]["metadata"]["pid"] for a in answers]
     assert ids[0] != ids[1] and all(len(i) >= 33 for i in ids)
     assert pids[0] != pids[1]  # each call a fresh microVM: why the helpers always name the session
+
+
+def test_a_session_being_terminated_answers_retryable_conflict_then_starts_afresh(tmp_path):
+    emu = EmulatorProcess(tmp_path, env={"EMULATOR_SESSION_TERMINATION": "3"}).start()
+    try:
+        call = Caller(emu, make_runtime(emu))
+        sid = _sid()
+        pid = call("hello", sid)["metadata"]["pid"]
+        call.client.stop_runtime_session(agentRuntimeArn=call.arn, runtimeSessionId=sid)
+        stopped_at = time.monotonic()
+        for attempt in (lambda: call("at once", sid),
+                        lambda: call.client.stop_runtime_session(agentRuntimeArn=call.arn, runtimeSessionId=sid)):
+            with pytest.raises(ClientError) as err:
+                attempt()
+            assert err.value.response["Error"]["Code"] == "RetryableConflictException"
+            assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+            assert "being terminated" in err.value.response["Error"]["Message"]
+        assert call("other session", _sid())["result"], "only the stopped session is terminating"
+        fresh = _after_termination(lambda: call("again", sid))
+        assert time.monotonic() - stopped_at >= 2.5
+        assert fresh["metadata"]["pid"] != pid and fresh["metadata"]["num_turns"] == 1
+    finally:
+        emu.stop()
+
+
+def test_a_runtime_without_mmdsv2_is_refused_with_aws_words_and_served_once_it_requires_it(emulator):
+    control, data = emulator.client("bedrock-agentcore-control"), emulator.client("bedrock-agentcore")
+    created = create_runtime(control, f"mmds_{uuid.uuid4().hex[:8]}", push_fake_image(emulator))
+    try:
+        ready = wait_ready(control, created["agentRuntimeId"])
+        assert (ready.get("metadataConfiguration") or {}).get("requireMMDSV2") is not True
+        with pytest.raises(ClientError) as err:
+            data.invoke_agent_runtime(agentRuntimeArn=created["agentRuntimeArn"], runtimeSessionId=_sid(),
+                                      payload=b'{"input": {"prompt": "hi"}}')
+        assert err.value.response["Error"]["Code"] == "ValidationException"
+        assert err.value.response["Error"]["Message"].startswith("This runtime is not MMDSv2-enabled")
+        require_mmdsv2(control, created["agentRuntimeId"])
+        assert Caller(emulator, created)("hi", _sid())["result"]
+    finally:
+        control.delete_agent_runtime(agentRuntimeId=created["agentRuntimeId"])
+
+
+def test_a_live_session_keeps_the_version_it_started_with_and_new_sessions_get_the_new_one(emulator):
+    control = emulator.client("bedrock-agentcore-control")
+    made = make_runtime(emulator, env={"HELLO": "version-one"})
+    try:
+        call = Caller(emulator, made)
+        live = _sid()
+        first = call("env HELLO", live)
+        assert first["result"] == "version-one"
+        current = control.get_agent_runtime(agentRuntimeId=made["agentRuntimeId"])
+        control.update_agent_runtime(
+            agentRuntimeId=made["agentRuntimeId"], agentRuntimeArtifact=current["agentRuntimeArtifact"],
+            roleArn=current["roleArn"], networkConfiguration=current["networkConfiguration"],
+            metadataConfiguration={"requireMMDSV2": True}, environmentVariables={"HELLO": "version-two"})
+        wait_ready(control, made["agentRuntimeId"])
+        kept = call("env HELLO", live)
+        assert kept["result"] == "version-one", "a live session was switched to the new version"
+        assert kept["metadata"]["pid"] == first["metadata"]["pid"]
+        assert call("env HELLO", _sid())["result"] == "version-two"
+    finally:
+        control.delete_agent_runtime(agentRuntimeId=made["agentRuntimeId"])

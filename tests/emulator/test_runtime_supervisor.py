@@ -93,20 +93,20 @@ def test_a_process_handed_to_a_new_call_while_the_reaper_pings_it_is_not_reaped(
         supervisor.release(again)
 
 
-def test_a_busy_process_of_an_older_version_finishes_its_call_before_it_stops(supervisor, tmp_path):
-    old_launch = _launch(tmp_path, context_dir=FAKE_AGENT, version="1")
-    old = supervisor.acquire(old_launch)
-    new = supervisor.acquire(_launch(tmp_path, context_dir=FAKE_AGENT, version="2"))
+def test_a_live_session_keeps_its_process_and_version_when_a_newer_version_is_asked_for(supervisor, tmp_path):
+    old = supervisor.acquire(_launch(tmp_path, context_dir=FAKE_AGENT, version="1"))
+    supervisor.release(old)
+    again = supervisor.acquire(_launch(tmp_path, context_dir=FAKE_AGENT, version="2"))
     try:
-        assert new is not old and new.launch.version == "2"
-        assert old.alive(), "a process still answering a call was stopped for an update"
-        assert _invoke(old, "still here")["result"]
-        assert supervisor.sessions() == [new]
+        assert again is old and again.launch.version == "1"
+        assert supervisor.sessions() == [old]
     finally:
-        supervisor.release(old)
-        supervisor.release(new)
-    assert _wait(lambda: not old.alive()), "the replaced process was not stopped once its call ended"
-    assert new.alive()
+        supervisor.release(again)
+    other = supervisor.acquire(_launch(tmp_path, context_dir=FAKE_AGENT, version="2", session_id="t" * 40))
+    try:
+        assert other.launch.version == "2", "a new session did not get the new version"
+    finally:
+        supervisor.release(other)
 
 
 def test_a_stopped_sessions_directory_is_removed_its_log_kept_and_its_start_lock_pruned(supervisor, tmp_path):
