@@ -2,13 +2,23 @@
 
 An invocation that may have started is never retried automatically: the agent might already be
 writing files and memory events, so a retry could do the task twice (the seed's client did).
-The read timeout is longer than both the agent's own run timeout and AWS's 15-minute limit.
+The one exception is 409 RetryableConflictException: AgentCore answers it when the call reached a
+session still being provisioned or torn down, before anything reached the agent, so that call is
+retried with backoff. The read timeout is longer than both the agent's own run timeout and AWS's
+15-minute limit.
+
+A live session keeps the code it started with after the runtime is updated (AWS: "each microVM
+session is created with the code assets deployed at the time of session creation"). So the helpers
+note which runtime version each session they start runs (`.workshop/sessions.json`), and stop a
+session that runs an older version before invoking it again: the call then starts a fresh microVM
+on the new version, and the session's files and memory carry over as after any stop.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+import threading
 import time
 from typing import Callable, Iterator
 
@@ -25,6 +35,10 @@ READ_TIMEOUT = 15 * 60 + 60
 INVOKE_CONFIG = Config(read_timeout=READ_TIMEOUT, connect_timeout=10,
                        retries={"total_max_attempts": 1, "mode": "standard"})
 _SAFE = re.compile(r"[^A-Za-z0-9]+")
+# Waits before each retry of a call refused with RetryableConflictException (about 30 s in all; AWS tears a
+# session down in up to 15 s, devguide runtime-lifecycle-settings).
+CONFLICT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0)
+_SESSIONS_LOCK = threading.Lock()
 
 
 def _data_client(settings: Settings):
@@ -159,30 +173,32 @@ def continuity(output: AgentOutput) -> dict:
 def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, stream: bool = True,
            runtime_arn: str | None = None, progress: bool = True, extra_input: dict | None = None,
            on_event: Callable[[dict], None] | None = None,
-           should_stop: Callable[[], bool] | None = None) -> AgentOutput:
+           should_stop: Callable[[], bool] | None = None, restart_outdated: bool = True) -> AgentOutput:
     """Ask the agent to do `prompt` as `actor_id` in `session_id`; its output once it has finished.
 
     `on_event(doc)` sees each progress event as it streams in. When `should_stop()` turns true the
     answer is no longer read and the runtime session is stopped; the output then says `stopped`.
+    With `restart_outdated` (and no `runtime_arn` given), a session these helpers started on an older
+    runtime version is stopped first, so the call runs the runtime's current code.
     """
+    version = None  # the runtime's current version, when the helpers looked the runtime up themselves
     if runtime_arn is None:
         from . import runtime
 
-        runtime_arn = runtime.runtime_arn(settings)
+        found = runtime.current_runtime(settings)
+        runtime_arn, version = found["agentRuntimeArn"], found.get("agentRuntimeVersion")
     rsid = runtime_session_id(actor_id, session_id)
     payload = {"input": {"prompt": prompt, "actor_id": actor_id, "session_id": session_id, **(extra_input or {})}}
     client = _data_client(settings)
     bar = waiters.Progress(f"Agent ({actor_id}/{session_id})", enabled=progress)
+    if version is not None and restart_outdated:
+        _restart_if_outdated(settings, client, runtime_arn, rsid, version, bar, on_event)
     started = time.monotonic()
-    try:
-        answer = client.invoke_agent_runtime(
-            agentRuntimeArn=runtime_arn, runtimeSessionId=rsid, payload=json.dumps(payload).encode(),
-            contentType="application/json", accept="text/event-stream" if stream else "application/json")
-    except ClientError as exc:
-        raise _invocation_error(exc, rsid) from exc
-    except ReadTimeoutError as exc:
-        raise InvocationError(f"No answer from runtime session {rsid} within {READ_TIMEOUT}s.",
-                              hint="It may still be working; it is not retried. Check the runtime's logs.") from exc
+    answer = _invoke_once_reached(client, bar, rsid, dict(
+        agentRuntimeArn=runtime_arn, runtimeSessionId=rsid, payload=json.dumps(payload).encode(),
+        contentType="application/json", accept="text/event-stream" if stream else "application/json"))
+    if version is not None:
+        _record_session(settings, runtime_arn, rsid, version)
     events: list[dict] = []
     body = answer["response"]
     try:
@@ -203,6 +219,85 @@ def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, s
     bar.update(f"{'done' if output.get('success') else 'finished with a failure'} in {seconds:.1f}s")
     return AgentOutput(output, events=events, runtime_session_id=rsid, seconds=seconds,
                        first_event_seconds=first_event)
+
+
+def _invoke_once_reached(client, bar, rsid: str, request: dict) -> dict:
+    """InvokeAgentRuntime, retried only while AgentCore answers RetryableConflictException.
+
+    That answer means the session was still being provisioned or torn down and the request never
+    reached the agent (botocore's model marks the error retryable), so sending it again cannot run the
+    task twice. Every other failure, and any answer that has begun, is final.
+    """
+    for attempt, delay in enumerate((*CONFLICT_RETRY_DELAYS, None), start=1):
+        try:
+            return client.invoke_agent_runtime(**request)
+        except ClientError as exc:
+            if aws_error_code(exc) != "RetryableConflictException" or delay is None:
+                raise _invocation_error(exc, rsid) from exc
+            bar.update(f"the session is starting or stopping (RetryableConflictException); "
+                       f"retry {attempt} of {len(CONFLICT_RETRY_DELAYS)} in {delay:.1f}s")
+            time.sleep(delay)
+        except ReadTimeoutError as exc:
+            raise InvocationError(f"No answer from runtime session {rsid} within {READ_TIMEOUT}s.",
+                                  hint="It may still be working; it is not retried. Check the runtime's logs.") from exc
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+# -- which runtime version each session runs ----------------------------------------------------
+def _sessions_path(settings: Settings):
+    return settings.state_dir / "sessions.json"
+
+
+def _read_sessions(settings: Settings) -> dict:
+    try:
+        doc = json.loads(_sessions_path(settings).read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        return {}  # a half-written or hand-edited file only loses the notes: sessions still run
+    return doc if isinstance(doc, dict) else {}
+
+
+def _write_sessions(settings: Settings, doc: dict) -> None:
+    path = _sessions_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def _record_session(settings: Settings, runtime_arn: str, rsid: str, version: str) -> None:
+    with _SESSIONS_LOCK:
+        doc = _read_sessions(settings)
+        if doc.get(runtime_arn, {}).get(rsid) != version:
+            doc.setdefault(runtime_arn, {})[rsid] = version
+            _write_sessions(settings, doc)
+
+
+def _forget_session(settings: Settings, runtime_arn: str, rsid: str) -> None:
+    with _SESSIONS_LOCK:
+        doc = _read_sessions(settings)
+        if doc.get(runtime_arn, {}).pop(rsid, None) is not None:
+            _write_sessions(settings, doc)
+
+
+def session_version(settings: Settings, runtime_arn: str, actor_id: str, session_id: str) -> str | None:
+    """The runtime version this actor's session was started on by these helpers, or None if not known."""
+    return _read_sessions(settings).get(runtime_arn, {}).get(runtime_session_id(actor_id, session_id))
+
+
+def _restart_if_outdated(settings: Settings, client, runtime_arn: str, rsid: str, version: str, bar,
+                         on_event=None) -> None:
+    started_on = _read_sessions(settings).get(runtime_arn, {}).get(rsid)
+    if started_on is None or started_on == version:
+        return
+    message = (f"the runtime is at version {version} but this session started on version {started_on}, whose "
+               "code a live session keeps: stopping it so this call runs the new version")
+    bar.update(message)
+    if on_event is not None:  # the chat shows status events; it runs without the progress line
+        on_event({"type": "status", "message": message[0].upper() + message[1:] + "."})
+    _stop(client, runtime_arn, rsid)
+    _forget_session(settings, runtime_arn, rsid)
 
 
 def _read_answer(answer: dict, body, events: list, bar, started: float, rsid: str, on_event=None,
@@ -250,7 +345,8 @@ def _invocation_error(exc: ClientError, rsid: str) -> InvocationError:
         "RuntimeClientError": "The agent failed; see the runtime's CloudWatch logs (notebook 08). "
                               "Nothing was retried; invoking again starts a fresh agent for the session.",
         "ResourceNotFoundException": "Create the runtime first (notebook 04_create_runtime).",
-        "RetryableConflictException": "The runtime is still changing; wait until it is READY and invoke again.",
+        "RetryableConflictException": "The runtime or the session was still changing after every retry; "
+                                      "wait until the runtime is READY and invoke again.",
         "ValidationException": "Check the prompt and ids.",
         "AccessDeniedException": "Your credentials may not call bedrock-agentcore:InvokeAgentRuntime.",
     }
@@ -264,12 +360,18 @@ def stop_session(settings: Settings, actor_id: str, session_id: str, runtime_arn
         from . import runtime
 
         runtime_arn = runtime.runtime_arn(settings)
-    client = _data_client(settings)
+    rsid = runtime_session_id(actor_id, session_id)
+    stopped = _stop(_data_client(settings), runtime_arn, rsid)
+    _forget_session(settings, runtime_arn, rsid)
+    return stopped
+
+
+def _stop(client, runtime_arn: str, rsid: str) -> bool:
     try:
-        client.stop_runtime_session(agentRuntimeArn=runtime_arn,
-                                    runtimeSessionId=runtime_session_id(actor_id, session_id))
+        client.stop_runtime_session(agentRuntimeArn=runtime_arn, runtimeSessionId=rsid)
     except ClientError as exc:
-        if aws_error_code(exc) == "ResourceNotFoundException":
+        # Not running, or already being torn down: either way no agent of this session is left to stop.
+        if aws_error_code(exc) in ("ResourceNotFoundException", "RetryableConflictException"):
             return False
-        raise InvocationError(f"Could not stop the session: {exc}") from exc
+        raise InvocationError(f"Could not stop runtime session {rsid}: {exc}") from exc
     return True

@@ -19,6 +19,17 @@ from .errors import AgentRuntimeError, aws_error_code
 # The agent's settings (container/agent/settings.py reads them); the runtime passes them in.
 AGENT_RUN_TIMEOUT_SECONDS = 600
 SETTLED = {"READY", "CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED"}
+# Session lifecycle, set explicitly rather than left to the service's defaults (AWS's defaults: 900 s idle,
+# 8 h lifetime). On microVMs both take 60-28800 s, and the idle timeout may not exceed the lifetime
+# (devguide, runtime-lifecycle-settings, "Validation and constraints").
+IDLE_SESSION_TIMEOUT = 900
+MAX_SESSION_LIFETIME = 28800
+LIFECYCLE_RANGE = (60, 28800)
+# Since 2026-06-30 AgentCore refuses InvokeAgentRuntime and the other session calls of a runtime that does
+# not require MMDSv2 ("This runtime is not MMDSv2-enabled"; devguide, runtime-troubleshooting,
+# troubleshoot-runtime-mmdsv2-validation). CreateAgentRuntime cannot set it (botocore 1.44.8 has no
+# metadataConfiguration there), so a created runtime is updated at once to set it.
+METADATA_CONFIGURATION = {"requireMMDSV2": True}
 
 
 @dataclass
@@ -38,9 +49,21 @@ class RuntimeDeployment:
     environment: dict
     deployed_at: str
 
+    previous_version: str | None = None  # the version live sessions may still run after an update
+
+    @property
+    def note(self) -> str:
+        """What an update means for sessions that are running now; empty unless the runtime was updated."""
+        if self.action != "updated" or not self.previous_version:
+            return ""
+        return (f"Sessions started before this update keep running version {self.previous_version}'s code until "
+                f"they end (idle timeout, or invoke.stop_session); new sessions run version "
+                f"{self.agent_runtime_version}. helpers.invoke restarts a session it started on an older version.")
+
     def _repr_markdown_(self) -> str:
-        return (f"Runtime **{self.agent_runtime_name}** {self.action}: version {self.agent_runtime_version}, "
+        text = (f"Runtime **{self.agent_runtime_name}** {self.action}: version {self.agent_runtime_version}, "
                 f"**{self.status}**  \n`{self.agent_runtime_arn}`  \nimage `{self.image_uri}`")
+        return text + (f"  \n{self.note}" if self.note else "")
 
 
 def _control(settings: Settings):
@@ -93,6 +116,11 @@ def runtime_arn(settings: Settings) -> str:
     return _require(settings)["agentRuntimeArn"]
 
 
+def current_runtime(settings: Settings) -> dict:
+    """The runtime as GetAgentRuntime answers (ARN, current version, ...); AgentRuntimeError when there is none."""
+    return _require(settings)
+
+
 def wait_for_runtime_ready(settings: Settings, runtime_id: str, *, timeout: float = 900.0,
                            progress: bool = True) -> dict:
     control = _control(settings)
@@ -111,10 +139,29 @@ def wait_for_runtime_ready(settings: Settings, runtime_id: str, *, timeout: floa
                             progress=progress)
 
 
+def lifecycle_configuration(idle_timeout: int = IDLE_SESSION_TIMEOUT,
+                            max_lifetime: int = MAX_SESSION_LIFETIME) -> dict:
+    """lifecycleConfiguration for these limits (seconds), checked against AWS's rules before any call."""
+    low, high = LIFECYCLE_RANGE
+    for name, value in (("idle_timeout", idle_timeout), ("max_lifetime", max_lifetime)):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise AgentRuntimeError(f"{name}={value!r} is outside AgentCore's range for microVM runtimes.",
+                                    hint=f"Pass whole seconds from {low} to {high}.")
+    if idle_timeout > max_lifetime:
+        raise AgentRuntimeError(f"idle_timeout={idle_timeout} is longer than max_lifetime={max_lifetime}.",
+                                hint="AgentCore wants the idle timeout to be at most the session's lifetime.")
+    return {"idleRuntimeSessionTimeout": idle_timeout, "maxLifetime": max_lifetime}
+
+
 def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str | None = None,
-                          bucket: str | None = None, environment: dict | None = None, timeout: float = 900.0,
-                          progress: bool = True) -> RuntimeDeployment:
-    """Create the runtime, or update it to this image and environment; wait until READY. Safe to repeat."""
+                          bucket: str | None = None, environment: dict | None = None,
+                          idle_timeout: int = IDLE_SESSION_TIMEOUT, max_lifetime: int = MAX_SESSION_LIFETIME,
+                          timeout: float = 900.0, progress: bool = True) -> RuntimeDeployment:
+    """Create the runtime, or update it to this image, environment and lifecycle; wait until READY. Safe to repeat.
+
+    Every runtime it creates or updates requires MMDSv2, without which AgentCore refuses invocations.
+    """
+    lifecycle = lifecycle_configuration(idle_timeout, max_lifetime)
     if role_arn is None or bucket is None:
         from . import stack
 
@@ -128,14 +175,20 @@ def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str |
         "networkConfiguration": {"networkMode": "PUBLIC"},
         "protocolConfiguration": {"serverProtocol": "HTTP"},
         "environmentVariables": env,
+        "lifecycleConfiguration": lifecycle,
         "description": "Claude Code agent with AgentCore Memory (workshop)",
     }
     control = _control(settings)
     current = find_runtime(settings)
+    previous = None
     try:
         if current is None:
             created = control.create_agent_runtime(agentRuntimeName=settings.runtime_name, **request)
             runtime_id, action = created["agentRuntimeId"], "created"
+            # Version 1 cannot require MMDSv2 (see METADATA_CONFIGURATION): version 2 does, before any session.
+            wait_for_runtime_ready(settings, runtime_id, timeout=timeout, progress=progress)
+            control.update_agent_runtime(agentRuntimeId=runtime_id, metadataConfiguration=METADATA_CONFIGURATION,
+                                         **request)
         else:
             runtime_id = current["agentRuntimeId"]
             if current["status"] == "CREATE_FAILED":
@@ -147,8 +200,9 @@ def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str |
             if _same(current, request):
                 action = "unchanged"
             else:
-                control.update_agent_runtime(agentRuntimeId=runtime_id, **request)
-                action = "updated"
+                control.update_agent_runtime(agentRuntimeId=runtime_id, metadataConfiguration=METADATA_CONFIGURATION,
+                                             **request)
+                action, previous = "updated", current["agentRuntimeVersion"]
     except ClientError as exc:
         raise AgentRuntimeError(f"Could not create or update runtime {settings.runtime_name}: "
                                 f"{exc.response['Error'].get('Message', exc)}",
@@ -159,16 +213,20 @@ def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str |
         agent_runtime_name=settings.runtime_name, agent_runtime_version=ready["agentRuntimeVersion"],
         status=ready["status"], image_uri=image_uri, role_arn=role_arn, region=settings.region,
         target=settings.target, environment=env,
-        deployed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        deployed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), previous_version=previous)
     write_deployment(settings, deployment)
     return deployment
 
 
 def _same(current: dict, request: dict) -> bool:
+    """True when the runtime already is what `request` asks for, MMDSv2 included: nothing to update."""
     uri = ((current.get("agentRuntimeArtifact") or {}).get("containerConfiguration") or {}).get("containerUri")
+    lifecycle = current.get("lifecycleConfiguration") or {}
     return (uri == request["agentRuntimeArtifact"]["containerConfiguration"]["containerUri"]
             and current.get("roleArn") == request["roleArn"]
-            and (current.get("environmentVariables") or {}) == request["environmentVariables"])
+            and (current.get("environmentVariables") or {}) == request["environmentVariables"]
+            and (current.get("metadataConfiguration") or {}).get("requireMMDSV2") is True
+            and all(lifecycle.get(k) == v for k, v in request["lifecycleConfiguration"].items()))
 
 
 def write_deployment(settings: Settings, deployment: RuntimeDeployment) -> None:
@@ -207,6 +265,7 @@ def runtime_info_df(settings: Settings):
         ("image", artifact.get("containerUri")),
         ("role", info.get("roleArn")),
         ("network", (info.get("networkConfiguration") or {}).get("networkMode")),
+        ("requires MMDSv2", (info.get("metadataConfiguration") or {}).get("requireMMDSV2") is True),
         ("idle session timeout (s)", lifecycle.get("idleRuntimeSessionTimeout")),
         ("max session lifetime (s)", lifecycle.get("maxLifetime")),
         ("created", info.get("createdAt")),

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import http.server
+import json
 import re
 import threading
 import uuid
 
 import pytest
 
-from helpers import config, image, invoke, runtime
+from helpers import chat, config, image, invoke, runtime
 from helpers.errors import InvocationError
 from tests.emulator.fixtures.runtime import FAKE_AGENT_DIR, ROLE_ARN
 
@@ -65,6 +66,49 @@ def test_an_invocation_that_fails_with_a_server_error_is_sent_only_once(monkeypa
     assert len(hits) == 1
 
 
+def test_only_a_retryable_conflict_is_retried_with_progress_until_the_call_reaches_the_agent(monkeypatch, tmp_path,
+                                                                                           capsys):
+    hits = []
+
+    class Conflicting(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            hits.append(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if len(hits) <= 2:  # the session is still being torn down: nothing reached the agent
+                status, kind, body = 409, "RetryableConflictException", b'{"message": "session terminating"}'
+            else:
+                status, kind, body = 200, None, json.dumps({"output": {"success": True, "result": "ran once"}}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            if kind:
+                self.send_header("x-amzn-ErrorType", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Conflicting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(invoke, "CONFLICT_RETRY_DELAYS", (0.05, 0.05, 0.05))
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        settings = config.load(target="local", state_dir=tmp_path).with_(endpoint_url=endpoint)
+        monkeypatch.setattr(invoke.aws, "ensure_emulator", lambda settings: {})
+        arn = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/x_rt-abcdefghij"
+        out = invoke.invoke(settings, "do it", "alice", "s1", runtime_arn=arn, stream=False)
+        assert out.result == "ran once" and len(hits) == 3
+        assert "RetryableConflictException); retry 1 of 3" in capsys.readouterr().err
+        hits.clear()
+        monkeypatch.setattr(invoke, "CONFLICT_RETRY_DELAYS", (0.05,))
+        with pytest.raises(InvocationError, match="RetryableConflictException"):  # it gives up, and says so
+            invoke.invoke(settings, "do it", "alice", "s1", runtime_arn=arn, stream=False, progress=False)
+        assert len(hits) == 2
+    finally:
+        server.shutdown()
+
+
 @pytest.fixture(scope="module")
 def deployed(emulator, tmp_path_factory):
     """The fake agent deployed on a runtime of its own, through the helpers."""
@@ -109,9 +153,50 @@ def test_an_agent_failure_is_an_invocation_error_naming_the_session(deployed):
         invoke.invoke(deployed, "die mid-stream", "alice", "dying", progress=False)
 
 
-def test_stop_session_ends_the_agent_and_the_next_call_starts_afresh(deployed):
+def test_stop_session_ends_the_agent_and_the_next_call_starts_afresh(deployed, capsys):
     session = f"s-{uuid.uuid4().hex[:6]}"
     invoke.invoke(deployed, "one", "alice", session, progress=False)
     assert invoke.stop_session(deployed, "alice", session) is True
-    assert invoke.invoke(deployed, "two", "alice", session, progress=False)["metadata"]["num_turns"] == 1
+    # At once, while the emulator (as AWS) still tears the session down: the 409 is ridden out.
+    assert invoke.invoke(deployed, "two", "alice", session)["metadata"]["num_turns"] == 1
+    assert "RetryableConflictException" in capsys.readouterr().err
     assert invoke.stop_session(deployed, "nobody", session) is False
+
+
+def test_after_an_update_a_session_started_on_the_old_version_is_restarted_on_the_new_one(emulator, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WORKSHOP_TARGET", "local")
+        env.setenv("AWS_ENDPOINT_URL", emulator.endpoint)
+        env.setenv("WORKSHOP_STATE_DIR", str(tmp_path / "state"))
+        settings = config.load(runtime_name=f"upd_rt_{tag}")
+    emulator.client("s3").create_bucket(Bucket=f"upd-{tag}")
+    repo = emulator.client("ecr").create_repository(repositoryName=f"upd-{tag}")["repository"]["repositoryUri"]
+    uri = image.build_and_push(settings, "local", context_dir=FAKE_AGENT_DIR, repository_uri=repo,
+                               bucket=f"upd-{tag}").image_uri
+    deploy = lambda hello: runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=f"upd-{tag}",
+                                                         environment={"HELLO": hello}, progress=False)
+    try:
+        first = deploy("old")
+        kept, renewed = f"kept-{tag}", f"renewed-{tag}"
+        for session in (kept, renewed):
+            assert invoke.invoke(settings, "env HELLO", "alice", session, progress=False).result == "old"
+        assert invoke.session_version(settings, first.agent_runtime_arn, "alice", renewed) == first.agent_runtime_version
+        updated = deploy("new")
+        assert updated.action == "updated" and "keep running" in updated.note
+        # Opting out shows what AWS does: the live session still runs the code it started with.
+        assert invoke.invoke(settings, "env HELLO", "alice", kept, progress=False,
+                             restart_outdated=False).result == "old"
+        out = invoke.invoke(settings, "env HELLO", "alice", renewed, progress=False)
+        assert out.result == "new", "a session started on the old version kept running it"
+        assert invoke.session_version(settings, first.agent_runtime_arn, "alice", renewed) == \
+            updated.agent_runtime_version
+        # The chat goes through the same helper, and says what happened in the reply's progress lines.
+        chatting = chat.ChatSession(chat.invoker_for(settings), "alice", f"chat-{tag}")
+        assert chatting.send("env HELLO").text == "new"
+        deploy("newer")
+        reply = chatting.send("env HELLO")
+        assert reply.text == "newer"
+        assert any("started on version" in line and "runs the new version" in line for line in reply.progress)
+    finally:
+        runtime.delete_runtime(settings, progress=False)

@@ -34,7 +34,7 @@ def test_runtime_is_created_once_and_repeating_changes_nothing(target):
     again = runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
     assert (first.action, again.action) == ("created", "unchanged")
     assert first.agent_runtime_arn == again.agent_runtime_arn and again.status == "READY"
-    assert again.agent_runtime_version == "1"
+    assert again.agent_runtime_version == "2"  # version 1 as created, version 2 with MMDSv2 required
     saved = json.loads((settings.state_dir / "deployment.json").read_text())
     assert saved["agent_runtime_arn"] == first.agent_runtime_arn and saved["image_uri"] == uri
     assert saved["environment"]["OUTPUT_BUCKET_NAME"] == bucket
@@ -51,10 +51,11 @@ def test_a_new_image_or_environment_updates_the_runtime(target, tmp_path):
     new_uri = _build(settings, bucket, repo_uri, changed).image_uri
     assert new_uri != uri
     updated = runtime.get_or_create_runtime(settings, new_uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
-    assert (updated.action, updated.agent_runtime_version, updated.status) == ("updated", "2", "READY")
+    assert (updated.action, updated.agent_runtime_version, updated.status) == ("updated", "3", "READY")
+    assert "keep running version 2" in updated.note and "version 2" in updated._repr_markdown_()
     env_changed = runtime.get_or_create_runtime(settings, new_uri, role_arn=ROLE_ARN, bucket=bucket,
                                                 environment={"MEMORY_MAX_TURNS": "5"}, progress=False)
-    assert (env_changed.action, env_changed.agent_runtime_version) == ("updated", "3")
+    assert (env_changed.action, env_changed.agent_runtime_version) == ("updated", "4")
 
 
 def test_runtime_info_df_reads_the_runtime_back_from_the_service(target):
@@ -64,7 +65,7 @@ def test_runtime_info_df_reads_the_runtime_back_from_the_service(target):
     df = runtime.runtime_info_df(settings)
     values = dict(zip(df["field"], df["value"]))
     assert values["arn"] == made.agent_runtime_arn and values["image"] == uri and values["status"] == "READY"
-    assert values["DEFAULT endpoint serves version"] == "1"
+    assert values["DEFAULT endpoint serves version"] == "2" and values["requires MMDSv2"] is True
     assert values["log group"] == f"/aws/bedrock-agentcore/runtimes/{made.agent_runtime_id}-DEFAULT"
 
 
@@ -83,3 +84,45 @@ def test_a_missing_image_is_an_agent_runtime_error_naming_it(target):
     with pytest.raises(AgentRuntimeError, match="src-missing"):
         runtime.get_or_create_runtime(settings, f"{repo_uri}:src-missing", role_arn=ROLE_ARN, bucket=bucket,
                                       progress=False)
+
+
+def test_every_runtime_it_creates_or_updates_requires_mmdsv2(target, local_env):
+    settings, bucket, repo_uri = target
+    uri = _build(settings, bucket, repo_uri).image_uri
+    created = runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
+    control = local_env.client("bedrock-agentcore-control")
+    got = control.get_agent_runtime(agentRuntimeId=created.agent_runtime_id)
+    assert got["metadataConfiguration"] == {"requireMMDSV2": True}
+    # Someone updates it without the flag: the same image and environment is no longer "unchanged".
+    keep = {k: got[k] for k in ("agentRuntimeArtifact", "roleArn", "networkConfiguration", "protocolConfiguration",
+                                "environmentVariables", "lifecycleConfiguration")}
+    control.update_agent_runtime(agentRuntimeId=created.agent_runtime_id, **keep)
+    runtime.wait_for_runtime_ready(settings, created.agent_runtime_id, progress=False)
+    repaired = runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
+    assert repaired.action == "updated"
+    assert control.get_agent_runtime(agentRuntimeId=created.agent_runtime_id)["metadataConfiguration"] == {
+        "requireMMDSV2": True}
+
+
+def test_the_session_lifecycle_is_explicit_and_a_change_is_an_update(target, local_env):
+    settings, bucket, repo_uri = target
+    uri = _build(settings, bucket, repo_uri).image_uri
+    created = runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
+    control = local_env.client("bedrock-agentcore-control")
+    assert control.get_agent_runtime(agentRuntimeId=created.agent_runtime_id)["lifecycleConfiguration"] == {
+        "idleRuntimeSessionTimeout": runtime.IDLE_SESSION_TIMEOUT, "maxLifetime": runtime.MAX_SESSION_LIFETIME}
+    shorter = runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, idle_timeout=300,
+                                            max_lifetime=3600, progress=False)
+    assert shorter.action == "updated"
+    assert control.get_agent_runtime(agentRuntimeId=created.agent_runtime_id)["lifecycleConfiguration"] == {
+        "idleRuntimeSessionTimeout": 300, "maxLifetime": 3600}
+    assert runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, idle_timeout=300,
+                                         max_lifetime=3600, progress=False).action == "unchanged"
+
+
+@pytest.mark.parametrize("idle, life, words", [(30, 3600, "idle_timeout=30"), (900, 28801, "max_lifetime=28801"),
+                                               (3600, 1800, "longer than max_lifetime")])
+def test_a_lifecycle_outside_awss_limits_is_refused_before_any_call(idle, life, words):
+    with pytest.raises(AgentRuntimeError) as err:
+        runtime.lifecycle_configuration(idle, life)
+    assert words in str(err.value)
