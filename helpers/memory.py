@@ -96,7 +96,31 @@ def _client_token(settings: Settings, replacing: str | None) -> str:
     return "workshop-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
+# Deleted memories a create may meet in a row (each clean-up and re-run adds one) before giving up.
+MAX_SPENT_TOKENS = 20
+
+
 def _create(control, settings: Settings, replacing: str | None, _retried: bool = False) -> dict:
+    """Create the memory with a token every concurrent caller derives alike; never answer with a deleted one.
+
+    A clientToken that matches an earlier request makes AWS ignore the request without an error
+    (botocore's CreateMemory model), and that holds after the memory it created was deleted: a run after
+    99_cleanup derives the first run's token and would be answered with the deleted memory. So the
+    answer is checked, and a memory that is gone (or going) means the token is spent: the next token is
+    derived from that memory's id, which every caller sees alike, so they still create one memory.
+    """
+    for _ in range(MAX_SPENT_TOKENS):
+        memory = _create_once(control, settings, replacing, _retried)
+        current = _get(control, memory["id"])
+        if current is not None and current["status"] not in ("DELETING", "FAILED"):
+            return memory
+        replacing = memory["id"]  # spent on a memory that no longer exists
+    raise MemoryServiceError(
+        f"CreateMemory for {settings.memory_name} answered with a deleted memory {MAX_SPENT_TOKENS} times in a row.",
+        hint="Delete the SSM parameter and any memory of this name, or set WORKSHOP_MEMORY_NAME to a new name.")
+
+
+def _create_once(control, settings: Settings, replacing: str | None, _retried: bool = False) -> dict:
     try:
         return control.create_memory(
             name=settings.memory_name,

@@ -42,6 +42,11 @@ ACTIVATION_DELAY = float(os.environ.get("EMULATOR_MEMORY_ACTIVATION_DELAY", "1.0
 DELETION_DELAY = float(os.environ.get("EMULATOR_MEMORY_DELETION_DELAY", "0.5"))
 # Memories per account and region before CreateMemory answers ServiceQuotaExceededException.
 MAX_MEMORIES = int(os.environ.get("EMULATOR_MAX_MEMORIES", "150"))
+# How long a CreateMemory clientToken is remembered after its memory is gone. botocore's model says of
+# CreateMemory's clientToken: "If this token matches a previous request, Amazon Bedrock ignores the request
+# but does not return an error" -- even when that memory has since been deleted. AgentCore documents no
+# window; EC2's idempotency guide says a token stays valid "at least 24 hours", which is used here.
+IDEMPOTENCY_WINDOW = float(os.environ.get("EMULATOR_IDEMPOTENCY_WINDOW", str(24 * 3600)))
 MAX_STRATEGIES = 6
 # AWS documents event expiry of up to 365 days (the model's own bound is looser).
 MAX_EVENT_EXPIRY_DAYS = 365
@@ -100,6 +105,10 @@ CREATE TABLE IF NOT EXISTS extraction_jobs (
     memory_id TEXT NOT NULL, actor_id TEXT NOT NULL, session_id TEXT NOT NULL, due_at REAL NOT NULL,
     PRIMARY KEY (memory_id, actor_id, session_id)
 );
+CREATE TABLE IF NOT EXISTS deleted_tokens (
+    account TEXT NOT NULL, region TEXT NOT NULL, client_token TEXT NOT NULL, request_hash TEXT NOT NULL,
+    answer TEXT NOT NULL, forget_at REAL NOT NULL, PRIMARY KEY (account, region, client_token)
+);
 CREATE TABLE IF NOT EXISTS extraction_progress (
     memory_id TEXT NOT NULL, actor_id TEXT NOT NULL, session_id TEXT NOT NULL, last_seq INTEGER NOT NULL,
     PRIMARY KEY (memory_id, actor_id, session_id)
@@ -119,6 +128,13 @@ def _epoch(value: Any) -> float:
     if isinstance(value, dt.datetime):
         return value.timestamp()
     return float(value)
+
+
+def _with_times(doc: dict) -> dict:
+    """A memory document read back from JSON, its epoch-second times datetimes again."""
+    times = {k: _ts(doc[k]) for k in ("createdAt", "updatedAt") if doc.get(k) is not None}
+    strategies = [_with_times(s) for s in doc.get("strategies") or []]
+    return {**doc, **times, **({"strategies": strategies} if "strategies" in doc else {})}
 
 
 def _suffix(n: int = 10) -> str:
@@ -225,8 +241,19 @@ class MemoryBackend:
                 db.execute("UPDATE memories SET status='ACTIVE', updated_at=ready_at WHERE id=?", (mid,))
                 db.execute("UPDATE strategies SET status='ACTIVE', updated_at=? WHERE memory_id=? "
                            "AND status='CREATING'", (now, mid))
-            gone = [r["id"] for r in db.execute(
-                "SELECT id FROM memories WHERE status='DELETING' AND gone_at<=?", (now,))]
+            gone_rows = db.execute("SELECT * FROM memories WHERE status='DELETING' AND gone_at<=?", (now,)).fetchall()
+            for row in gone_rows:
+                if row["client_token"]:
+                    # The answer a retried create gets once the memory is gone: the one its creation got.
+                    answer = {**self._memory_doc(row), "status": "CREATING"}
+                    answer["updatedAt"] = answer["createdAt"]
+                    for strategy in answer["strategies"]:
+                        strategy.update(status="CREATING", updatedAt=strategy["createdAt"])
+                    db.execute("INSERT OR REPLACE INTO deleted_tokens VALUES (?,?,?,?,?,?)",
+                               (row["account"], row["region"], row["client_token"], row["request_hash"] or "",
+                                json.dumps(answer, default=_epoch), now + IDEMPOTENCY_WINDOW))
+            db.execute("DELETE FROM deleted_tokens WHERE forget_at<=?", (now,))
+            gone = [r["id"] for r in gone_rows]
             for mid in gone:
                 for table in ("strategies", "events", "sessions", "records", "extraction_jobs",
                               "extraction_progress"):
@@ -288,6 +315,16 @@ class MemoryBackend:
                             f"clientToken {token!r} was already used to create memory {same['id']} with "
                             f"different parameters; use a new clientToken for a different request.")
                     return {"memory": self._memory_doc(same)}
+                spent = db.execute("SELECT * FROM deleted_tokens WHERE account=? AND region=? AND client_token=?"
+                                   " AND forget_at>?", (account, region, token, _now())).fetchone()
+                if spent is not None:
+                    answer = json.loads(spent["answer"])
+                    if spent["request_hash"] != request_hash:
+                        raise ConflictException(
+                            f"clientToken {token!r} was already used to create memory {answer['id']} with "
+                            f"different parameters; use a new clientToken for a different request.")
+                    # Ignored, as AWS ignores a repeated token: the first answer again, for a memory now gone.
+                    return {"memory": _with_times(answer)}
             if db.execute("SELECT 1 FROM memories WHERE account=? AND region=? AND name=?",
                           (account, region, name)).fetchone():
                 raise ValidationException(f"Memory with name {name} already exists in {region}; "

@@ -194,6 +194,27 @@ def test_client_token_reused_for_a_different_memory_is_a_conflict(control):
     assert _code(err) == "ConflictException"
 
 
+def test_a_client_token_of_a_deleted_memory_is_still_spent_within_the_idempotency_window(control):
+    name, token = _name("Spent"), str(uuid.uuid4())
+    first = control.create_memory(name=name, eventExpiryDuration=30, clientToken=token)["memory"]
+    _active(control, first["id"])
+    control.delete_memory(memoryId=first["id"])
+    with pytest.raises(ClientError) as err:
+        _wait(lambda: control.get_memory(memoryId=first["id"]), lambda _: False, timeout=5, what="deletion")
+    assert _code(err) == "ResourceNotFoundException"
+    # AWS ignores a request whose token matches an earlier one, without an error: the answer names the
+    # memory that request created, though it is gone now, and nothing new is created.
+    again = control.create_memory(name=name, eventExpiryDuration=30, clientToken=token)["memory"]
+    assert (again["id"], again["status"]) == (first["id"], "CREATING")
+    assert not [m for m in control.get_paginator("list_memories").paginate().build_full_result()["memories"]
+                if m["id"].startswith(f"{name}-")]
+    with pytest.raises(ClientError) as err:
+        control.create_memory(name=name, eventExpiryDuration=60, clientToken=token)
+    assert _code(err) == "ConflictException"
+    fresh = control.create_memory(name=name, eventExpiryDuration=30, clientToken=str(uuid.uuid4()))["memory"]
+    assert fresh["id"] != first["id"]
+
+
 def test_a_second_memory_with_the_same_name_is_rejected(control, memory):
     with pytest.raises(ClientError) as err:
         control.create_memory(name=memory["name"], eventExpiryDuration=30)

@@ -78,6 +78,25 @@ def test_an_ssm_id_of_a_deleted_memory_is_repaired_not_trusted(settings):
     assert _ssm_value(settings) == replaced["id"]
 
 
+def test_creating_after_a_cleanup_is_safe_though_the_first_token_is_spent(settings):
+    import time
+
+    control = aws.client("bedrock-agentcore-control", settings)
+    ssm = aws.client("ssm", settings)
+    ids = []
+    for _ in range(3):  # run, clean up, run again, twice: each run derives the token of the one before
+        created = memory.get_or_create_memory(settings, progress=False)
+        assert created["status"] == "ACTIVE" and created["id"] not in ids
+        ids.append(created["id"])
+        assert memory.delete_memory(settings) == created["id"]
+        ssm.delete_parameter(Name=settings.memory_id_parameter)  # as 99_cleanup does
+        deadline = time.monotonic() + 10
+        while any(m["id"] == created["id"] for m in control.list_memories()["memories"]):
+            assert time.monotonic() < deadline, "the deleted memory never went away"
+            time.sleep(0.2)
+    assert len(set(ids)) == 3
+
+
 def test_memory_id_without_the_parameter_is_a_clear_error(settings):
     with pytest.raises(MemoryServiceError) as err:
         memory.memory_id(settings)
