@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -11,6 +12,11 @@ TARGETS = ("local", "aws")
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 LOCAL_REGION = "us-east-1"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# One short lower-case prefix must make a valid stack name ([a-zA-Z][-a-zA-Z0-9]*), memory and runtime name
+# ([a-zA-Z][a-zA-Z0-9_]{0,47}, with "-" turned into "_"), SSM parameter path and ECR repository name
+# (lower case only), and leave room for the names it is put in front of.
+PREFIX_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+PREFIX_MAX = 20
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class Settings:
     model_id: str = "local-stand-in"
     endpoint_url: str | None = None
     state_dir: Path = PROJECT_ROOT / ".workshop"
+    prefix: str | None = None  # WORKSHOP_PREFIX: the attendee's own names in a shared account
 
     @property
     def is_local(self) -> bool:
@@ -45,11 +52,28 @@ def default_model_id(region: str) -> str:
     return f"{_GEOGRAPHIES.get(region.split('-', 1)[0], 'global')}.{_MODEL}"
 
 
+def prefixed_names(prefix: str) -> dict[str, str]:
+    """The stack, memory, SSM parameter and runtime names of one attendee, each valid for its pattern."""
+    if not isinstance(prefix, str) or len(prefix) > PREFIX_MAX or not PREFIX_PATTERN.fullmatch(prefix):
+        raise ConfigError(
+            f"WORKSHOP_PREFIX={prefix!r} cannot prefix the workshop's names.",
+            hint=f"Use up to {PREFIX_MAX} lower-case letters, digits and single hyphens, starting with a letter "
+                 "(e.g. 'alice' or 'team-2').")
+    underscored = prefix.replace("-", "_")
+    return {
+        "stack_name": f"{prefix}-{Settings.stack_name}",
+        "memory_name": f"{underscored}_{Settings.memory_name}",
+        "memory_id_parameter": f"/{prefix}{Settings.memory_id_parameter}",
+        "runtime_name": f"{underscored}_{Settings.runtime_name}",
+    }
+
+
 def load(target: str | None = None, region: str | None = None, **overrides) -> Settings:
     """Settings from explicit arguments (notebook parameters) first, then the environment.
 
     TARGET is `local` (the emulator; the default) or `aws`. On aws a region must be given or set
-    in AWS_REGION / AWS_DEFAULT_REGION: it is never guessed.
+    in AWS_REGION / AWS_DEFAULT_REGION: it is never guessed. A name is, in order: the argument, its own
+    variable (WORKSHOP_STACK_NAME, ...), derived from WORKSHOP_PREFIX (or `prefix=`), the default.
     """
     target = (target or os.environ.get("WORKSHOP_TARGET") or "local").strip().lower()
     if target not in TARGETS:
@@ -76,6 +100,10 @@ def load(target: str | None = None, region: str | None = None, **overrides) -> S
         "model_id": "ANTHROPIC_MODEL",
     }
     values = {}
+    prefix = overrides.pop("prefix", None) or os.environ.get("WORKSHOP_PREFIX") or None
+    if prefix:
+        values["prefix"] = prefix
+        values.update(prefixed_names(prefix))
     for field, env in env_names.items():
         value = overrides.pop(field, None) or os.environ.get(env)
         if value:

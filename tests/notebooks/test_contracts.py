@@ -31,6 +31,25 @@ def notebook(request):
     return request.param, _read(request.param)
 
 
+# Parameters the environment can also set, and how helpers.config.load reads them: each must default to None
+# in the cell, or its literal would win over the variable (and over WORKSHOP_PREFIX).
+ENVIRONMENT_PARAMETERS = {"TARGET": "target", "REGION": "region", "STACK_NAME": "stack_name",
+                          "MEMORY_NAME": "memory_name", "MEMORY_ID_PARAMETER": "memory_id_parameter",
+                          "RUNTIME_NAME": "runtime_name", "MODEL_ID": "model_id", "PREFIX": "prefix"}
+
+
+def test_every_parameter_the_environment_can_set_defaults_to_none_and_reaches_config(notebook):
+    path, nb = notebook
+    cell = next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    values = {node.targets[0].id: ast.literal_eval(node.value) for node in _parse(cell, path).body}
+    for name in ENVIRONMENT_PARAMETERS.keys() & values.keys():
+        assert values[name] is None, f"{path.name}: {name} = {values[name]!r} would override its environment variable"
+    loads = [c.source for c in _code_cells(nb) if "config.load(" in c.source]
+    assert loads, f"{path.name}: never builds its settings with config.load"
+    for name in ENVIRONMENT_PARAMETERS.keys() & values.keys():
+        assert f"{ENVIRONMENT_PARAMETERS[name]}={name}" in loads[0], f"{path.name}: {name} never reaches config.load"
+
+
 def test_notebooks_are_numbered_and_found():
     assert [p.name[:2] for p in NOTEBOOKS][:2] == ["00", "01"]
     assert len({p.name[:2] for p in NOTEBOOKS}) == len(NOTEBOOKS), "two notebooks share a number"
