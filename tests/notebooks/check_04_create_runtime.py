@@ -23,3 +23,13 @@ def the_runtime_is_ready_on_the_latest_image(workshop, executed):
 @check("04_create_runtime")
 def running_it_again_changes_nothing(workshop, executed):
     assert cell_text(executed, ".action").strip().splitlines()[-1] == "'unchanged'"
+
+
+@check("04_create_runtime")
+def the_runtime_requires_mmdsv2_and_sets_its_lifecycle(workshop, executed):
+    from helpers import runtime
+
+    found = runtime.find_runtime(workshop.settings)
+    assert found["metadataConfiguration"] == {"requireMMDSV2": True}
+    assert found["lifecycleConfiguration"] == {"idleRuntimeSessionTimeout": runtime.IDLE_SESSION_TIMEOUT,
+                                               "maxLifetime": runtime.MAX_SESSION_LIFETIME}
