@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import threading
 import time
@@ -261,15 +262,17 @@ def _read_sessions(settings: Settings) -> dict:
 def _write_sessions(settings: Settings, doc: dict) -> None:
     path = _sessions_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+    tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     tmp.replace(path)
 
 
 def _record_session(settings: Settings, runtime_arn: str, rsid: str, version: str) -> None:
+    # Only a session's first call since it was (re)started says which version it runs: a later call
+    # reaches the same live session, which keeps its version whatever the runtime's is now.
     with _SESSIONS_LOCK:
         doc = _read_sessions(settings)
-        if doc.get(runtime_arn, {}).get(rsid) != version:
+        if rsid not in doc.get(runtime_arn, {}):
             doc.setdefault(runtime_arn, {})[rsid] = version
             _write_sessions(settings, doc)
 

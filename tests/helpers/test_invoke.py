@@ -187,6 +187,7 @@ def test_after_an_update_a_session_started_on_the_old_version_is_restarted_on_th
         # Opting out shows what AWS does: the live session still runs the code it started with.
         assert invoke.invoke(settings, "env HELLO", "alice", kept, progress=False,
                              restart_outdated=False).result == "old"
+        assert invoke.session_version(settings, first.agent_runtime_arn, "alice", kept) == first.agent_runtime_version
         out = invoke.invoke(settings, "env HELLO", "alice", renewed, progress=False)
         assert out.result == "new", "a session started on the old version kept running it"
         assert invoke.session_version(settings, first.agent_runtime_arn, "alice", renewed) == \
