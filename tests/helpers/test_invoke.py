@@ -157,6 +157,7 @@ def test_stop_session_ends_the_agent_and_the_next_call_starts_afresh(deployed, c
     session = f"s-{uuid.uuid4().hex[:6]}"
     invoke.invoke(deployed, "one", "alice", session, progress=False)
     assert invoke.stop_session(deployed, "alice", session) is True
+    assert invoke.stop_session(deployed, "alice", session) is False  # being torn down: nothing left to stop
     # At once, while the emulator (as AWS) still tears the session down: the 409 is ridden out.
     assert invoke.invoke(deployed, "two", "alice", session)["metadata"]["num_turns"] == 1
     assert "RetryableConflictException" in capsys.readouterr().err
