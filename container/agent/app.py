@@ -220,7 +220,7 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
             return _error(500, "agent failure", "the run ended without an output")
         except ClaudeFailed as exc:
             log.error("Claude Code failed: %s", exc)
-            return _error(500, "Claude Code failed", str(exc))
+            return _error(500, "Claude Code failed", _claude_failure(exc))
         except Exception as exc:  # a fault of the agent itself: answer in the contract's shape, log the trace
             log.exception("invocation failed")
             return _error(500, "agent failure", f"{type(exc).__name__}: {exc}")
@@ -228,6 +228,14 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
             busy.leave()
 
     return app
+
+
+def _claude_failure(exc: Exception) -> str:
+    """The failure's details; when the model call was refused, first which action the role needs."""
+    details = str(exc)
+    if denials.parse(details):
+        return denials.explain("calling the model through Bedrock", details) + f". Claude Code said: {details}"
+    return details
 
 
 def _start_streamed_run(events: AsyncIterator[dict], busy: Busy, runs: set) -> asyncio.Queue:
@@ -247,7 +255,7 @@ def _start_streamed_run(events: AsyncIterator[dict], busy: Busy, runs: set) -> a
                 queue.put_nowait(f"event: {event['type']}\ndata: {json.dumps(data)}\n\n".encode())
         except ClaudeFailed as exc:
             log.error("Claude Code failed: %s", exc)
-            queue.put_nowait(_sse_error("Claude Code failed", str(exc)))
+            queue.put_nowait(_sse_error("Claude Code failed", _claude_failure(exc)))
         except Exception as exc:  # a fault of the agent itself: the stream still ends with an error event
             log.exception("invocation failed")
             queue.put_nowait(_sse_error("agent failure", f"{type(exc).__name__}: {exc}"))
