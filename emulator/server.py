@@ -3,6 +3,8 @@
 Signed requests name their service in the credential scope of the Authorization header (or of
 `X-Amz-Credential` in a presigned URL); that alone decides who answers, as LocalStack's edge port
 does. Unsigned requests (Claude Code with CLAUDE_CODE_SKIP_BEDROCK_AUTH) are routed by path.
+Before dispatch, a request signed with a runtime role's temporary credentials is judged against the
+role's policies (emulator/iam); the workshop user's own keys pass unjudged.
 """
 from __future__ import annotations
 
