@@ -210,11 +210,44 @@ def _moto_role(account_id: str, role_arn: str):
     return None
 
 
+AGENTCORE_PRINCIPAL = "bedrock-agentcore.amazonaws.com"
+
+
+def trusts_service(trust_policy: str | dict, service: str, context: dict[str, list[str]]) -> bool:
+    """Whether a role's trust policy lets `service` call sts:AssumeRole with this request context.
+
+    AgentCore assumes the execution role as the service principal bedrock-agentcore.amazonaws.com, with
+    aws:SourceAccount and aws:SourceArn naming the runtime (devguide: runtime-permissions, the execution
+    role's trust policy and its confused-deputy conditions).
+    """
+    doc = json.loads(trust_policy) if isinstance(trust_policy, str) else trust_policy
+    allowed = False
+    for raw in _as_list(doc.get("Statement")):
+        principals = raw.get("Principal") or {}
+        services = _as_list(principals.get("Service")) if isinstance(principals, dict) else []
+        if principals != "*" and service not in services:
+            continue
+        st = statements_of("trust", {"Statement": [{**raw, "Resource": "*"}]})[0]
+        if not st.matches_action("sts:AssumeRole"):
+            continue
+        try:
+            applies = condition_holds(st.condition, context) if st.condition else True
+        except UnsupportedCondition:
+            applies = False
+        if not applies:
+            continue
+        if st.effect == "Deny":
+            return False
+        allowed = True
+    return allowed
+
+
 @dataclass
 class _Registration:
     role_arn: str
     session_name: str
     region: str
+    source_arn: str = ""  # the runtime that assumes the role
     current: Session | None = None
 
 
@@ -228,10 +261,10 @@ class CredentialIssuer:
         self._by_token: dict[str, _Registration] = {}
         self._lock = threading.Lock()
 
-    def register(self, role_arn: str, session_name: str, region: str) -> str:
+    def register(self, role_arn: str, session_name: str, region: str, source_arn: str = "") -> str:
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._by_token[token] = _Registration(role_arn, session_name, region)
+            self._by_token[token] = _Registration(role_arn, session_name, region, source_arn)
         return token
 
     def forget(self, token: str) -> None:
@@ -254,11 +287,19 @@ class CredentialIssuer:
     def _assume(self, reg: _Registration, now: dt.datetime) -> Session:
         from moto.sts.models import sts_backends
 
-        if _moto_role(self.account_id, reg.role_arn) is None:
-            # AWS: "... is not authorized to perform: sts:AssumeRole on resource: <role>" for a missing role.
+        role = _moto_role(self.account_id, reg.role_arn)
+        if role is None:
             raise RoleNotAssumable(
                 f"the runtime's execution role {reg.role_arn} does not exist in IAM: deploy the stack that "
                 "creates it (or pass an existing role's ARN) before invoking the runtime")
+        context = {"aws:SourceAccount": [self.account_id]}
+        if reg.source_arn:
+            context["aws:SourceArn"] = [reg.source_arn]
+        if not trusts_service(role.assume_role_policy_document, AGENTCORE_PRINCIPAL, context):
+            raise RoleNotAssumable(
+                f"the trust policy of {reg.role_arn} does not let {AGENTCORE_PRINCIPAL} assume it for runtime "
+                f"{reg.source_arn or '(unknown)'} in account {self.account_id}: allow sts:AssumeRole to that "
+                "service principal (aws:SourceAccount / aws:SourceArn conditions must match)")
         partition = reg.role_arn.split(":")[1]
         assumed = sts_backends[self.account_id][partition].assume_role(
             region_name=reg.region, role_session_name=reg.session_name, role_arn=reg.role_arn,

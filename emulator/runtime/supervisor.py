@@ -337,7 +337,7 @@ class Supervisor:
         # (botocore, and the AWS SDK for JavaScript inside Claude Code, which now signs its Bedrock calls)
         # fetch them, and refresh them before expiry, from the emulator's container-credentials route.
         token = backend_for(self.settings).issuer.register(
-            launch.role_arn, _role_session_name(launch.session_id), launch.region)
+            launch.role_arn, _role_session_name(launch.session_id), launch.region, source_arn=launch.runtime_arn)
         env.update({
             # The agent reaches "AWS" (Memory, S3, SSM, Bedrock) through the emulator, as its role.
             "AWS_ENDPOINT_URL": endpoint,

@@ -196,19 +196,26 @@ class _Clock:
         return self.now
 
 
-def _moto_role(name: str) -> str:
+TRUST_AGENTCORE = {"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "bedrock-agentcore.amazonaws.com"}, "Action": "sts:AssumeRole",
+    "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT},
+                  "ArnLike": {"aws:SourceArn": f"arn:aws:bedrock-agentcore:us-east-1:{ACCOUNT}:*"}}}]}
+RUNTIME_ARN = f"arn:aws:bedrock-agentcore:us-east-1:{ACCOUNT}:runtime/agent-abc1234567"
+
+
+def _moto_role(name: str, trust: dict = TRUST_AGENTCORE) -> str:
     from moto.iam.models import iam_backends
 
     role = iam_backends[ACCOUNT]["aws"].create_role(
-        role_name=name, assume_role_policy_document="{}", path="/", permissions_boundary=None, description="",
-        tags=[], max_session_duration=3600)
+        role_name=name, assume_role_policy_document=json.dumps(trust), path="/", permissions_boundary=None,
+        description="", tags=[], max_session_duration=3600)
     return role.arn
 
 
 def test_role_credentials_are_reused_then_refreshed_before_they_expire():
     clock = _Clock()
     issuer = CredentialIssuer(ACCOUNT, duration=3600, clock=clock)
-    token = issuer.register(_moto_role(f"cred-{uuid.uuid4().hex[:8]}"), "agentcore-session", "us-east-1")
+    token = issuer.register(_moto_role(f"cred-{uuid.uuid4().hex[:8]}"), "agentcore-session", "us-east-1", RUNTIME_ARN)
     first = issuer.credentials(token)
     assert first.access_key_id.startswith("ASIA") and first.arn.endswith("/agentcore-session")
     clock.now += 30 * 60  # 30 minutes left: still fresh
@@ -221,13 +228,28 @@ def test_role_credentials_are_reused_then_refreshed_before_they_expire():
 
 def test_a_stopped_agents_token_gets_no_credentials_and_a_missing_role_none_either():
     issuer = CredentialIssuer(ACCOUNT, duration=3600)
-    token = issuer.register(_moto_role(f"cred-{uuid.uuid4().hex[:8]}"), "s-1", "us-east-1")
+    token = issuer.register(_moto_role(f"cred-{uuid.uuid4().hex[:8]}"), "s-1", "us-east-1", RUNTIME_ARN)
     issuer.forget(token)
     with pytest.raises(PermissionError):
         issuer.credentials(token)
     ghost = issuer.register(f"arn:aws:iam::{ACCOUNT}:role/does-not-exist", "s-2", "us-east-1")
     with pytest.raises(RoleNotAssumable, match="does not exist in IAM"):
         issuer.credentials(ghost)
+
+
+def test_a_role_whose_trust_policy_does_not_name_agentcore_for_this_account_gets_no_credentials():
+    issuer = CredentialIssuer(ACCOUNT, duration=3600)
+    lambda_only = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                  "Action": "sts:AssumeRole"}]}
+    token = issuer.register(_moto_role(f"trust-{uuid.uuid4().hex[:8]}", lambda_only), "s-3", "us-east-1", RUNTIME_ARN)
+    with pytest.raises(RoleNotAssumable, match="does not let bedrock-agentcore.amazonaws.com assume it"):
+        issuer.credentials(token)
+    other_region = f"arn:aws:bedrock-agentcore:eu-west-1:{ACCOUNT}:runtime/agent-abc1234567"
+    token = issuer.register(_moto_role(f"trust-{uuid.uuid4().hex[:8]}"), "s-4", "eu-west-1", other_region)
+    with pytest.raises(RoleNotAssumable):  # the template's aws:SourceArn condition names its own region
+        issuer.credentials(token)
+    token = issuer.register(_moto_role(f"trust-{uuid.uuid4().hex[:8]}"), "s-5", "us-east-1", RUNTIME_ARN)
+    assert issuer.credentials(token).role_name.startswith("trust-")
 
 
 def test_the_credentials_route_answers_only_a_registered_token(emulator):
