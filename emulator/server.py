@@ -3,6 +3,8 @@
 Signed requests name their service in the credential scope of the Authorization header (or of
 `X-Amz-Credential` in a presigned URL); that alone decides who answers, as LocalStack's edge port
 does. Unsigned requests (Claude Code with CLAUDE_CODE_SKIP_BEDROCK_AUTH) are routed by path.
+Before dispatch, a request signed with a runtime role's temporary credentials is judged against the
+role's policies (emulator/iam); the workshop user's own keys pass unjudged.
 """
 from __future__ import annotations
 
@@ -70,6 +72,11 @@ class EmulatorApp:
         self.own = {svc.signing_name: svc for svc in own_services}
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.started = time.time()
+        from .iam.models import backend_for
+        from .iam.responses import Gate
+
+        self.iam = backend_for(settings)
+        self.gate = Gate(self.iam)
 
     def services(self) -> list[str]:
         names = list(MOTO_SERVICES)
@@ -87,11 +94,31 @@ class EmulatorApp:
                 "uptime_seconds": round(time.time() - self.started, 1),
                 "state_dir": str(self.settings.state_dir),
             })
+        if path.startswith("/_emulator/"):
+            admin = self._admin(path, environ)
+            if admin is not None:
+                return self._send(start_response, admin)
         region, service = signing_scope(environ)
         own = self.own.get(service) if service else self._unsigned_owner(path)
+        if service:
+            try:
+                denied = self.gate.check(environ, service, region or DEFAULT_REGION, own.router if own else None)
+            except ServiceError as exc:  # e.g. an unreadable body: the service would refuse it too
+                denied = error_response(exc)
+            if denied is not None:
+                return self._send(start_response, denied)
         if own is None:
             return self.moto(environ, start_response)
         return self._serve_own(own, environ, start_response, region or DEFAULT_REGION)
+
+    def _admin(self, path: str, environ: dict) -> HttpResponse | None:
+        from .iam import responses as iam
+
+        if path == iam.CREDENTIALS_PATH:
+            return iam.credentials_response(self.iam, environ)
+        if path == iam.DECISIONS_PATH:
+            return iam.decisions_response(self.iam, environ)
+        return None
 
     def _unsigned_owner(self, path: str) -> OwnService | None:
         for svc in self.own.values():
@@ -202,6 +229,12 @@ def serve(settings: Settings) -> int:
     pid_file.write_text(f"{os.getpid()} {settings.port}\n")
     print(f"emulator: serving {', '.join(app.services())} on {settings.endpoint} "
           f"(state in {settings.state_dir})", flush=True)
+    if settings.iam_enforcement:
+        print("emulator: IAM enforced for runtime roles: agents' calls are judged against their execution "
+              "role's policies (EMULATOR_IAM_ENFORCEMENT=off turns this off)", flush=True)
+    else:
+        print("emulator: IAM enforcement is OFF (EMULATOR_IAM_ENFORCEMENT=off): agents' calls are not judged "
+              "against their role's policies, so a missing grant will only fail on AWS", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

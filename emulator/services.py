@@ -26,7 +26,8 @@ def own_services(settings: Settings) -> list[OwnService]:
             closers=[runtime.close, memory.close],
         ),
         # bedrock-runtime (InvokeModel*) and bedrock (ListInferenceProfiles) both sign as "bedrock".
-        # Claude Code in local mode calls them unsigned (CLAUDE_CODE_SKIP_BEDROCK_AUTH=1).
+        # Claude Code in a runtime signs them with the execution role's credentials (judged by IAM); run
+        # outside one with CLAUDE_CODE_SKIP_BEDROCK_AUTH=1 it calls them unsigned, routed by path.
         OwnService(
             signing_name="bedrock",
             router=RestJsonService(["bedrock-runtime", "bedrock"], bedrock.handlers),

@@ -15,21 +15,25 @@ from tests.conftest import ROOT
 TEMPLATE = ROOT / "cloudformation" / "workshop.yaml"
 
 # IAM action names that are not API operation names (the service authorization reference lists them).
-PERMISSION_ONLY = {"s3:ListBucket", "s3:GetObjectVersion"}
+# aws-marketplace:Subscribe/Unsubscribe/ViewSubscriptions are permissions Bedrock checks when it subscribes
+# the caller to a model on first invocation (Bedrock user guide, model-access); no public API has them.
+PERMISSION_ONLY = {"s3:ListBucket", "s3:GetObjectVersion", "aws-marketplace:Subscribe",
+                   "aws-marketplace:Unsubscribe", "aws-marketplace:ViewSubscriptions"}
 # Which botocore service models hold the operations an IAM prefix authorises.
 PREFIX_SERVICES = {
     "bedrock": ("bedrock-runtime", "bedrock"),
     "bedrock-agentcore": ("bedrock-agentcore", "bedrock-agentcore-control"),
     "s3": ("s3",), "ssm": ("ssm",), "ecr": ("ecr",), "logs": ("logs",), "xray": ("xray",),
     "cloudwatch": ("cloudwatch",), "sts": ("sts",),
+    # Every AWS Marketplace API model signs as "aws-marketplace", the IAM prefix (checked below).
+    "aws-marketplace": ("marketplace-catalog", "marketplace-agreement", "marketplace-entitlement"),
 }
 # Actions AWS grants only on "*" (no resource-level permissions).
 STAR_ONLY = {"ecr:GetAuthorizationToken", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
              "xray:GetSamplingRules", "xray:GetSamplingTargets", "cloudwatch:PutMetricData",
-             "bedrock:ListInferenceProfiles"}
-# What the agent calls on its memory (container/agent) and the notebooks expect it to be allowed.
-AGENT_MEMORY_CALLS = {"CreateEvent", "GetEvent", "ListEvents", "ListSessions", "RetrieveMemoryRecords",
-                      "ListMemoryRecords", "GetMemoryRecord", "GetMemory"}
+             "bedrock:ListInferenceProfiles", "aws-marketplace:Subscribe", "aws-marketplace:Unsubscribe",
+             "aws-marketplace:ViewSubscriptions"}
+AGENT_MEMORY_SOURCE = ROOT / "container" / "agent" / "memory.py"
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +79,21 @@ def test_every_action_in_every_policy_is_a_real_iam_action(template):
     assert not unknown, f"actions that no AWS API has: {unknown}"
 
 
-def test_execution_role_allows_every_memory_call_the_agent_makes_on_its_memory_only(template):
+def _agent_memory_calls() -> set[str]:
+    """The AgentCore operations container/agent/memory.py calls (self.client.x(...), self.control.x(...))."""
+    import re
+
+    names = re.findall(r"self\.(?:client|control)\.([a-z_]+)\(", AGENT_MEMORY_SOURCE.read_text())
+    return {"".join(part.title() for part in name.split("_")) for name in names}
+
+
+def test_execution_role_allows_exactly_the_memory_calls_the_agent_makes_on_its_memory_only(template):
     memory = [s for s in _statements(template, "AgentExecutionRole")
-              if any(a.startswith("bedrock-agentcore:") and "Workload" not in a for a in _as_list(s["Action"]))]
+              if any(a.startswith("bedrock-agentcore:") for a in _as_list(s["Action"]))]
     granted = {a.split(":", 1)[1] for s in memory for a in _as_list(s["Action"])}
-    assert AGENT_MEMORY_CALLS <= granted
+    calls = _agent_memory_calls()
+    assert calls >= {"CreateEvent", "ListEvents", "RetrieveMemoryRecords", "GetMemory"}, calls
+    assert granted == calls, f"granted but never called: {granted - calls}; called but not granted: {calls - granted}"
     for statement in memory:
         for resource in _as_list(statement["Resource"]):
             assert resource == {"Fn::Sub": "arn:${AWS::Partition}:bedrock-agentcore:${AWS::Region}:"
@@ -91,6 +105,25 @@ def test_execution_role_invokes_models_and_inference_profiles(template):
     assert set(invoke["Action"]) == {"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"}
     resources = " ".join(r["Fn::Sub"] for r in invoke["Resource"])
     assert "foundation-model/*" in resources and ":inference-profile/*" in resources
+
+
+def test_marketplace_actions_use_the_prefix_the_marketplace_apis_sign_with():
+    session = botocore.session.get_session()
+    for service in PREFIX_SERVICES["aws-marketplace"]:
+        assert session.get_service_model(service).signing_name == "aws-marketplace"
+
+
+def test_execution_role_may_subscribe_to_models_only_through_bedrock(template):
+    market = next(s for s in _statements(template, "AgentExecutionRole")
+                  if any(a.startswith("aws-marketplace:") for a in _as_list(s["Action"])))
+    assert set(market["Action"]) == {"aws-marketplace:Subscribe", "aws-marketplace:Unsubscribe",
+                                     "aws-marketplace:ViewSubscriptions"}
+    assert market["Condition"] == {"StringEquals": {"aws:CalledViaLast": "bedrock.amazonaws.com"}}
+
+
+def test_execution_role_reads_inference_profiles_as_claude_code_does(template):
+    actions = {a for s in _statements(template, "AgentExecutionRole") for a in _as_list(s["Action"])}
+    assert {"bedrock:GetInferenceProfile", "bedrock:ListInferenceProfiles"} <= actions
 
 
 def test_only_actions_without_resource_level_permissions_use_a_star_resource(template):

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from . import denials
 from .memory import Memory
 from .request import BadRequest, parse
 from .runner import ClaudeFailed, RunOutcome, run_claude
@@ -127,8 +128,13 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
                     if report.restored:
                         yield {"type": "files_restored", "files": report.restored}
             except (ClientError, BotoCoreError, OSError) as exc:
-                warnings.append(f"could not restore the session's files from s3://{settings.output_bucket}/"
-                                f"{workspace.session_prefix}: {exc}; working with the local copy")
+                if denials.is_access_denied(exc):
+                    warnings.append(denials.explain(
+                        f"restoring the session's files from s3://{settings.output_bucket}/"
+                        f"{workspace.session_prefix} (working with the local copy)", str(exc), "s3:ListBucket"))
+                else:
+                    warnings.append(f"could not restore the session's files from s3://{settings.output_bucket}/"
+                                    f"{workspace.session_prefix}: {exc}; working with the local copy")
             context = await asyncio.to_thread(memory.context, inv.actor_id, inv.session_id, inv.prompt)
             warnings += context.warnings
             if not context.is_empty():
@@ -140,6 +146,9 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
                                           inv.allowed_tools, inv.max_turns, context.render(), outcome):
                 yield event
             warnings += outcome.warnings
+            if outcome.is_error and denials.parse(outcome.result):
+                # Claude Code's model call was refused (e.g. bedrock:InvokeModelWithResponseStream).
+                warnings.append(denials.explain("calling the model through Bedrock", outcome.result))
 
             uploaded = []
             try:
@@ -147,8 +156,13 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
                 warnings += report.warnings
                 uploaded = report.uploaded
             except (ClientError, BotoCoreError, OSError) as exc:
-                warnings.append(f"could not upload files to s3://{settings.output_bucket}: {exc}; "
-                                "they are kept in the workspace and uploaded on the next invocation")
+                if denials.is_access_denied(exc):
+                    warnings.append(denials.explain(
+                        f"uploading files to s3://{settings.output_bucket} (kept in the workspace, uploaded on the "
+                        "next invocation)", str(exc), "s3:PutObject"))
+                else:
+                    warnings.append(f"could not upload files to s3://{settings.output_bucket}: {exc}; "
+                                    "they are kept in the workspace and uploaded on the next invocation")
             for item in uploaded:
                 yield {"type": "file_uploaded", **item}
 
@@ -177,6 +191,8 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
                 "cost_usd": outcome.cost_usd,
                 "usage": outcome.usage,
                 "claude_session_id": outcome.claude_session_id,
+                # Calls the execution role was refused, each with the action to grant (also in warnings).
+                "access_denied": denials.find_all(warnings),
             },
             "warnings": warnings,
         }
@@ -204,7 +220,7 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
             return _error(500, "agent failure", "the run ended without an output")
         except ClaudeFailed as exc:
             log.error("Claude Code failed: %s", exc)
-            return _error(500, "Claude Code failed", str(exc))
+            return _error(500, "Claude Code failed", _claude_failure(exc))
         except Exception as exc:  # a fault of the agent itself: answer in the contract's shape, log the trace
             log.exception("invocation failed")
             return _error(500, "agent failure", f"{type(exc).__name__}: {exc}")
@@ -212,6 +228,14 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
             busy.leave()
 
     return app
+
+
+def _claude_failure(exc: Exception) -> str:
+    """The failure's details; when the model call was refused, first which action the role needs."""
+    details = str(exc)
+    if denials.parse(details):
+        return denials.explain("calling the model through Bedrock", details) + f". Claude Code said: {details}"
+    return details
 
 
 def _start_streamed_run(events: AsyncIterator[dict], busy: Busy, runs: set) -> asyncio.Queue:
@@ -231,7 +255,7 @@ def _start_streamed_run(events: AsyncIterator[dict], busy: Busy, runs: set) -> a
                 queue.put_nowait(f"event: {event['type']}\ndata: {json.dumps(data)}\n\n".encode())
         except ClaudeFailed as exc:
             log.error("Claude Code failed: %s", exc)
-            queue.put_nowait(_sse_error("Claude Code failed", str(exc)))
+            queue.put_nowait(_sse_error("Claude Code failed", _claude_failure(exc)))
         except Exception as exc:  # a fault of the agent itself: the stream still ends with an error event
             log.exception("invocation failed")
             queue.put_nowait(_sse_error("agent failure", f"{type(exc).__name__}: {exc}"))

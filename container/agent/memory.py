@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import denials
+
 log = logging.getLogger("agent.memory")
 
 # The long-term namespaces the workshop's memory strategies write (DESIGN.md "Names").
@@ -28,6 +30,13 @@ def _describe(exc: Exception) -> str:
         err = exc.response.get("Error", {})
         return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
     return f"{type(exc).__name__}: {exc}"
+
+
+def _warning(exc: Exception, step: str, failed: str, action: str) -> str:
+    """The warning for a failed memory call; a denial names the action the role needs (and is logged)."""
+    if denials.is_access_denied(exc):
+        return denials.explain(step, _describe(exc), action)
+    return f"{failed}: {_describe(exc)}"
 
 
 @dataclass
@@ -75,6 +84,8 @@ class Memory:
         self.memory_id: str | None = None
         self.status = "memory not loaded yet"
         self._loaded = threading.Event()
+        # A denied GetMemory (summaries then fall back to namespaces): still told to the caller.
+        self.strategy_denial: str | None = None
         # Set when SSM could not be reached (not when the parameter is missing): worth another try.
         self._retry_after: float | None = None
 
@@ -100,6 +111,9 @@ class Memory:
             if code == "ParameterNotFound":
                 self.status = (f"memory disabled: SSM parameter {name} does not exist "
                                "(create the memory first; the agent answers without it)")
+            elif denials.is_access_denied(exc):
+                self.status = "memory disabled: " + denials.explain(
+                    f"reading SSM parameter {name}", _describe(exc), "ssm:GetParameter")
             else:
                 self.status = f"memory disabled: could not read SSM parameter {name}: {_describe(exc)}"
         except (BotoCoreError, OSError) as exc:
@@ -126,17 +140,24 @@ class Memory:
         try:
             ctx.turns = self.recent_turns(actor_id, session_id)
         except (ClientError, BotoCoreError, OSError) as exc:
-            ctx.warnings.append(f"could not read recent turns from memory: {_describe(exc)}")
+            ctx.warnings.append(_warning(exc, f"reading recent turns from memory {self.memory_id}",
+                                         "could not read recent turns from memory", "bedrock-agentcore:ListEvents"))
         query = query[:1000]  # retrieval wants a query, not a document
         for namespace, target in ((PREFERENCES, ctx.preferences), (FACTS, ctx.facts)):
             try:
                 target.extend(self._retrieve(namespace=namespace.format(actor=actor_id), query=query))
             except (ClientError, BotoCoreError, OSError) as exc:
-                ctx.warnings.append(f"could not read long-term memory {namespace}: {_describe(exc)}")
+                ctx.warnings.append(_warning(exc, f"reading long-term memory {namespace}",
+                                             f"could not read long-term memory {namespace}",
+                                             "bedrock-agentcore:RetrieveMemoryRecords"))
         try:
             ctx.summaries = self.summaries(actor_id, session_id, query)
         except (ClientError, BotoCoreError, OSError) as exc:
-            ctx.warnings.append(f"could not read session summaries from memory: {_describe(exc)}")
+            ctx.warnings.append(_warning(exc, "reading session summaries from memory",
+                                         "could not read session summaries from memory",
+                                         "bedrock-agentcore:RetrieveMemoryRecords"))
+        if self.strategy_denial:
+            ctx.warnings.append(self.strategy_denial)
         return ctx
 
     def summary_strategy(self) -> dict | None:
@@ -148,6 +169,10 @@ class Memory:
         try:
             strategies = self.control.get_memory(memoryId=self.memory_id)["memory"].get("strategies") or []
         except (ClientError, BotoCoreError, OSError) as exc:
+            if denials.is_access_denied(exc):
+                self.strategy_denial = denials.explain(
+                    f"reading memory {self.memory_id}'s strategies (summaries are found by namespace instead)",
+                    _describe(exc), "bedrock-agentcore:GetMemory")
             log.warning("could not read memory %s's strategies (summaries are found by namespace instead): %s",
                         self.memory_id, _describe(exc))
             self._strategy_retry_after = time.monotonic() + RETRY_SECONDS
@@ -230,4 +255,5 @@ class Memory:
                                      eventTimestamp=dt.datetime.now(dt.timezone.utc), payload=payload)
             return None
         except (ClientError, BotoCoreError, OSError) as exc:
-            return f"could not save this turn to memory {self.memory_id}: {_describe(exc)}"
+            return _warning(exc, f"saving this turn to memory {self.memory_id}",
+                            f"could not save this turn to memory {self.memory_id}", "bedrock-agentcore:CreateEvent")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
+from . import denials
 from .request import check_actor_id, check_session_id
 
 log = logging.getLogger("agent.workspace")
@@ -190,7 +191,13 @@ class Workspace:
             for rel, outcome in zip(changed, pool.map(_capture(send), changed)):
                 report.s3_calls += 2
                 if isinstance(outcome, Exception):
-                    report.warnings.append(f"could not upload {rel} to S3 (kept locally, retried next time): {outcome}")
+                    if denials.is_access_denied(outcome):
+                        report.warnings.append(denials.explain(
+                            f"uploading {rel} to s3://{self.bucket} (kept locally, retried next time)",
+                            str(outcome), "s3:PutObject"))
+                    else:
+                        report.warnings.append(
+                            f"could not upload {rel} to S3 (kept locally, retried next time): {outcome}")
                     continue
                 _, st, etag, key, out_key = outcome
                 self.manifest[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "etag": etag}

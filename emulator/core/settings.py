@@ -19,6 +19,17 @@ def _float_env(name: str, default: float) -> float:
         raise SystemExit(f"emulator: {name}={raw!r} is not a number of seconds") from None
 
 
+def _switch_env(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "on", "true", "yes"):
+        return True
+    if raw in ("0", "off", "false", "no"):
+        return False
+    raise SystemExit(f"emulator: {name}={raw!r} must be on or off")
+
+
 @dataclass(frozen=True)
 class Settings:
     state_dir: Path
@@ -35,6 +46,11 @@ class Settings:
     # RetryableConflictException, as on AWS, where tearing a microVM down takes up to 15 s (devguide,
     # runtime-lifecycle-settings). Short by default so the notebooks stay quick; tests set it.
     session_termination: float = field(default_factory=lambda: _float_env("EMULATOR_SESSION_TERMINATION", 2.0))
+    # Requests signed with a runtime role's credentials are judged against the role's policies (off: all pass).
+    iam_enforcement: bool = field(default_factory=lambda: _switch_env("EMULATOR_IAM_ENFORCEMENT", True))
+    # Lifetime of each set of role credentials an agent gets (AssumeRole's default is one hour).
+    role_credential_seconds: float = field(
+        default_factory=lambda: _float_env("EMULATOR_ROLE_CREDENTIAL_SECONDS", 3600.0))
 
     @property
     def endpoint(self) -> str:

@@ -178,6 +178,7 @@ class RuntimeService:
             endpoint_name=qualifier if qualifier in doc["endpoints"] else "DEFAULT",
             session_id=session_id, context_dir=self.images.unpack(context, ctx.region), app=context["app"],
             environment=dict(spec.get("environmentVariables") or {}), region=ctx.region,
+            role_arn=spec.get("roleArn") or "",
             idle_timeout=min(self.settings.idle_timeout, float(lifecycle.get("idleRuntimeSessionTimeout", 900))),
             max_lifetime=float(lifecycle.get("maxLifetime", 28800)),
         )

@@ -57,6 +57,11 @@ def log_group_name(runtime_id: str, endpoint: str = "DEFAULT") -> str:
     return f"/aws/bedrock-agentcore/runtimes/{runtime_id}-{endpoint}"
 
 
+def _role_session_name(session_id: str) -> str:
+    """An AssumeRole session name ([\\w+=,.@-], at most 64 characters) that names the runtime session."""
+    return ("agentcore-" + re.sub(r"[^\w+=,.@-]", "-", session_id))[:64]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -84,6 +89,7 @@ class Launch:
     region: str
     idle_timeout: float
     max_lifetime: float
+    role_arn: str = ""  # the runtime's execution role, whose credentials the agent gets
 
 
 @dataclass(eq=False)  # identity: one object per process, kept in sets
@@ -102,6 +108,7 @@ class AgentProcess:
     pump: threading.Thread | None = None
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=40))
     last_ping: float = 0.0
+    credentials_token: str | None = None  # the agent's key to its role credentials (forgotten when it stops)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -345,15 +352,23 @@ class Supervisor:
         env = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV or k.startswith(_INHERITED_PREFIXES)}
         env.update(launch.environment)
         endpoint = self.settings.endpoint
+        from ..iam.models import backend_for
+        from ..iam.responses import CREDENTIALS_PATH
+
+        # AgentCore's microVM serves temporary credentials of the execution role from its metadata service
+        # (MMDS, as EC2's IMDS does; devguide: security-credentials-management). Locally the agent's SDKs
+        # (botocore, and the AWS SDK for JavaScript inside Claude Code, which now signs its Bedrock calls)
+        # fetch them, and refresh them before expiry, from the emulator's container-credentials route.
+        token = backend_for(self.settings).issuer.register(
+            launch.role_arn, _role_session_name(launch.session_id), launch.region, source_arn=launch.runtime_arn)
         env.update({
-            # The agent reaches "AWS" (Memory, S3, SSM, Bedrock) through the emulator, with keys it accepts.
+            # The agent reaches "AWS" (Memory, S3, SSM, Bedrock) through the emulator, as its role.
             "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "agentcore-local",
-            "AWS_SECRET_ACCESS_KEY": "agentcore-local",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": endpoint + CREDENTIALS_PATH,
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": token,
             "AWS_REGION": launch.region,
             "AWS_DEFAULT_REGION": launch.region,
             "ANTHROPIC_BEDROCK_BASE_URL": endpoint,
-            "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1",
             "CLAUDE_CODE_USE_BEDROCK": "1",
             "PORT": str(port),
             "HOME": str(session_dir / "home"),
@@ -384,7 +399,7 @@ class Supervisor:
         cmd = [sys.executable, "-m", "uvicorn", launch.app, "--host", "127.0.0.1", "--port", str(port)]
         popen = subprocess.Popen(cmd, cwd=app_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, start_new_session=True)
-        proc = AgentProcess(launch, port, popen, session_dir)
+        proc = AgentProcess(launch, port, popen, session_dir, credentials_token=env["AWS_CONTAINER_AUTHORIZATION_TOKEN"])
         proc.pump = threading.Thread(target=self._pump, args=(proc,), name=f"agent-log-{popen.pid}", daemon=True)
         proc.pump.start()
         log.info("started agent pid %s for session %s of %s on port %s", popen.pid, launch.session_id,
@@ -460,6 +475,10 @@ class Supervisor:
             # (the log file is moved while open: the pump goes on writing to it at its new place).
             proc.pump.join(timeout=5)
         launch = proc.launch
+        if proc.credentials_token:
+            from ..iam.models import backend_for
+
+            backend_for(self.settings).issuer.forget(proc.credentials_token)
         log_file = proc.session_dir / "agent.log"
         if log_file.exists():
             target = self.logs / launch.runtime_id / f"{_dir_name(launch.session_id)}-{proc.session_dir.name}.log"

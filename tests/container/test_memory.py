@@ -126,3 +126,45 @@ def test_a_new_session_gets_the_summary_of_an_earlier_session_even_when_facts_an
     assert ctx.summaries == ["Session summary: the user wrote a python calculator and its pytest tests"]
     assert len(ctx.facts) == 5 and len(ctx.preferences) == 5
     assert "earlier sessions" in ctx.render()
+
+
+_DENY = ("User: arn:aws:sts::123456789012:assumed-role/R/S is not authorized to perform: {action} on resource: "
+         "{resource} because no identity-based policy allows the {action} action")
+
+
+def _denied(action: str, resource: str, operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": "AccessDeniedException",
+                                  "Message": _DENY.format(action=action, resource=resource)}}, operation)
+
+
+def test_a_denied_memory_read_is_a_warning_and_a_log_line_naming_the_action_to_grant(caplog):
+    arn = "arn:aws:bedrock-agentcore:us-east-1:123456789012:memory/mem-123"
+
+    class DeniedMemory:
+        def list_events(self, **_):
+            raise _denied("bedrock-agentcore:ListEvents", arn, "ListEvents")
+
+        def retrieve_memory_records(self, **_):
+            return {"memoryRecordSummaries": []}
+
+    mem = Memory(settings(), FlakySSM(failures=0), DeniedMemory())
+    mem.load()
+    with caplog.at_level("WARNING", logger="agent.iam"):
+        ctx = mem.context("mia", "s-1", "what did we do?")
+    assert ctx.is_empty()  # empty, but never silently so
+    assert ctx.warnings == [f"access denied while reading recent turns from memory mem-123: the runtime's execution "
+                            f"role needs bedrock-agentcore:ListEvents on {arn}; grant it in the role's policy "
+                            "(cloudformation/workshop.yaml)"]
+    assert any("bedrock-agentcore:ListEvents" in r.getMessage() for r in caplog.records)
+
+
+def test_a_denied_memory_id_parameter_disables_memory_naming_ssm_get_parameter():
+    class DeniedSSM:
+        def get_parameter(self, Name):
+            raise _denied("ssm:GetParameter", f"arn:aws:ssm:us-east-1:123456789012:parameter{Name}", "GetParameter")
+
+    mem = Memory(settings(), DeniedSSM(), agentcore=object())
+    mem.load()
+    assert not mem.enabled
+    assert "execution role needs ssm:GetParameter on arn:aws:ssm:us-east-1:123456789012:parameter/p/memory-id" \
+        in mem.status

@@ -141,7 +141,9 @@ def test_the_agent_gets_runtime_variables_and_local_endpoint_settings(call, emul
     assert call("env AWS_ENDPOINT_URL", sid)["result"] == emulator.endpoint
     assert call("env ANTHROPIC_BEDROCK_BASE_URL", sid)["result"] == emulator.endpoint
     assert call("env CLAUDE_CODE_USE_BEDROCK", sid)["result"] == "1"
-    assert call("env CLAUDE_CODE_SKIP_BEDROCK_AUTH", sid)["result"] == "1"
+    # Claude Code signs its Bedrock calls with the role's credentials, so the role's policy judges them.
+    assert call("env CLAUDE_CODE_SKIP_BEDROCK_AUTH", sid)["result"] != "1"
+    assert call("env AWS_CONTAINER_CREDENTIALS_FULL_URI", sid)["result"].startswith(emulator.endpoint)
     assert call("env AWS_REGION", sid)["result"] == "us-east-1"
     assert call("env PORT", sid)["result"].isdigit()
 

@@ -1,26 +1,16 @@
 """The real agent (container/) on the emulator's runtime: files and memory carry over a session, not across actors."""
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from helpers import config, image, invoke, memory, runtime
-from helpers.image import CONTAINER_DIR
-from tests.emulator.fixtures.runtime import ROLE_ARN
+from helpers import invoke, runtime
+from tests.emulator.fixtures.workshop import deploy
 
 
 @pytest.mark.slow
 def test_the_agent_keeps_a_sessions_files_and_turns_and_a_second_actor_sees_none(local_env):
-    tag = uuid.uuid4().hex[:8]
-    settings = config.load(runtime_name=f"real_agent_{tag}", memory_name=f"RealAgent_{tag}",
-                           memory_id_parameter=f"/real-agent/{tag}/memory-id")
-    bucket = f"real-agent-{tag}"
-    local_env.client("s3").create_bucket(Bucket=bucket)
-    repo = local_env.client("ecr").create_repository(repositoryName=f"real-agent-{tag}")["repository"]["repositoryUri"]
-    memory.get_or_create_memory(settings, progress=False)
-    built = image.build_and_push(settings, "local", context_dir=CONTAINER_DIR, repository_uri=repo, bucket=bucket)
-    runtime.get_or_create_runtime(settings, built.image_uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
+    # The workshop's own stack: the agent runs as its execution role, and IAM is enforced.
+    settings = deploy().settings
     try:
         _scenario(settings)
     finally:

@@ -33,7 +33,10 @@ def test_only_allowlisted_parts_of_the_emulators_environment_reach_the_agent(sup
     monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
     env = supervisor._environment(_launch(tmp_path), 12345, tmp_path / "session")
     assert "GITHUB_TOKEN" not in env and "OPENAI_API_KEY" not in env
-    assert env["AWS_SECRET_ACCESS_KEY"] == "agentcore-local"
+    # The role's temporary credentials come from the emulator's credentials route; no static keys.
+    assert "AWS_SECRET_ACCESS_KEY" not in env and "AWS_ACCESS_KEY_ID" not in env
+    assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == "http://127.0.0.1:4599/_emulator/runtime/credentials"
+    assert len(env["AWS_CONTAINER_AUTHORIZATION_TOKEN"]) >= 32
     assert env["LC_ALL"] == "C.UTF-8" and env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
     assert env["PATH"] and env["HELLO"] == "runtime" and env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4599"
     assert env["HOME"] == str(tmp_path / "session" / "home")

@@ -29,3 +29,16 @@ def the_timeline_has_model_turns_and_tool_calls(workshop, executed):
     assert "model turn" in timeline and "tool Write" in timeline and "whole invocation" in timeline
     plot_cell = next(c for c in executed.cells if c.cell_type == "code" and "timeline_plot" in c.source)
     assert any("image/png" in o.get("data", {}) for o in plot_cell.outputs)
+
+
+@check("08_outputs_and_logs")
+def the_iam_coverage_shows_every_call_allowed_by_a_statement_and_none_denied(workshop, executed):
+    summary = cell_text(executed, "coverage = iam.coverage(settings)")
+    assert "0 denied" in summary and "AgentExecutionRole" in summary, summary
+    calls = cell_text(executed, "coverage.calls_df()")
+    for action, sid in (("bedrock:InvokeModelWithResponseStream", "BedrockModelInvocation"),
+                        ("bedrock-agentcore:ListEvents", "AgentCoreMemoryDataPlane"),
+                        ("ssm:GetParameter", "MemoryIdParameter"), ("s3:PutObject", "OutputBucketObjects")):
+        assert action in calls and sid in calls, (action, calls[:2000])
+    assert "Empty DataFrame" in cell_text(executed, "coverage.denied_df()")
+    assert "aws-marketplace:Subscribe" in cell_text(executed, "coverage.unused_df()")
