@@ -4,7 +4,9 @@ moto's CloudFormation creates resources inside the CreateStack call and, when on
 call with that resource's error, leaving a stack that is half made. AWS instead accepts the call,
 marks the resource CREATE_FAILED with the reason, deletes what it had created and leaves the stack
 in ROLLBACK_COMPLETE (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/stack-failure-options.html).
-moto skips a resource type it does not know, with a log line; here such a template is refused.
+Deleting is the same: where moto loses a stack whose deletion failed, AWS keeps it in DELETE_FAILED
+with the resource and reason. moto skips a resource type it does not know, with a log line; here
+such a template is refused.
 moto's ValidateTemplate runs cfn-lint (seconds, and stricter than AWS); here it checks what AWS's does.
 """
 from __future__ import annotations
@@ -24,24 +26,29 @@ _installed = False
 _lock = threading.Lock()
 
 
-class ResourceFailed(Exception):
-    """One resource of a stack could not be created; carries what CloudFormation reports about it."""
+class ResourceFailed(ValidationError):
+    """One resource of a stack could not be created, updated or deleted: what CloudFormation reports.
+
+    A ValidationError, so that a path no hook here handles still answers 400 (naming the resource),
+    never a 500 that boto3 would retry.
+    """
 
     def __init__(self, logical_id: str, resource_type: str, reason: str):
-        super().__init__(f"{logical_id} ({resource_type}): {reason}")
+        super().__init__(message=f"{logical_id} ({resource_type}): {reason}")
         self.logical_id = logical_id
         self.resource_type = resource_type
         self.reason = reason
 
 
 def install() -> None:
-    """Register the emulator's resource types with moto and hook its stack creation (idempotent)."""
+    """Register the emulator's resource types with moto and hook its stack operations (idempotent)."""
     global _installed
     with _lock:
         if _installed:
             return
         _register_types()
         _hook_create()
+        _hook_delete()
         _hook_template_checks()
         _hook_validate_template()
         _installed = True
@@ -164,12 +171,13 @@ def _hook_create() -> None:
     create_resources = cfn_models.Stack.create_resources
 
     def create_resource(logical_id, resource_json, resources_map, account_id, region_name):
+        # Also where an update adds a resource.
         try:
             return create_one(logical_id, resource_json, resources_map, account_id, region_name)
         except ResourceFailed:
             raise  # a resource this one refers to failed: that one is the cause
         except Exception as exc:
-            reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            reason = _failure_reason(exc)
             if not hasattr(exc, "code"):  # not an AWS-shaped error: a fault worth a trace in the log
                 log.exception("creating %s (%s) failed", logical_id, resource_json.get("Type"))
             raise ResourceFailed(logical_id, resource_json.get("Type", ""), reason) from exc
@@ -180,16 +188,101 @@ def _hook_create() -> None:
         except ResourceFailed as failed:
             _roll_back(self, failed)
 
+    update_one = parsing.parse_and_update_resource
+
+    def update_resource(logical_id, resource_json, resources_map, account_id, region_name):
+        try:
+            return update_one(logical_id, resource_json, resources_map, account_id, region_name)
+        except ResourceFailed:
+            raise
+        except Exception as exc:
+            raise ResourceFailed(logical_id, resource_json.get("Type", ""), _failure_reason(exc)) from exc
+
+    update_stack = cfn_models.Stack.update
+
+    def update_or_fail(self, *args, **kwargs) -> None:
+        try:
+            update_stack(self, *args, **kwargs)
+        except ResourceFailed as failed:
+            # What changed before the failure stays changed: the emulator does not roll an update
+            # back, and says so with the state AWS uses for a rollback that did not finish.
+            self.events.append(_resource_event(self, failed, "UPDATE_FAILED"))
+            self.status = "UPDATE_ROLLBACK_FAILED"
+            self._add_stack_event("UPDATE_ROLLBACK_FAILED", resource_status_reason=(
+                f"The following resource(s) failed to update: [{failed.logical_id}]; the emulator does not "
+                f"roll updates back."))
+
     parsing.parse_and_create_resource = create_resource
+    parsing.parse_and_update_resource = update_resource
     cfn_models.Stack.create_resources = create_or_roll_back
+    cfn_models.Stack.update = update_or_fail
+
+
+def _failure_reason(exc: Exception) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
+
+
+def _hook_delete() -> None:
+    delete_one = parsing.ResourceMap._delete_resource
+    delete_stack = cfn_models.CloudFormationBackend.delete_stack
+
+    get_item = parsing.ResourceMap.__getitem__
+
+    def delete_resource(self, parsed_resource, resource_json) -> None:
+        logical_id = getattr(parsed_resource, "logical_resource_id", "")
+        try:
+            delete_one(self, parsed_resource, resource_json)
+        except Exception as exc:
+            raise ResourceFailed(logical_id, resource_json.get("Type", ""), _failure_reason(exc)) from exc
+        _gone(self)[logical_id] = parsed_resource
+
+    def get_resource(self, key):
+        # moto creates a resource when something asks for it and it is not there: after a deletion
+        # that stopped half way, the deleted ones would come back. They answer Ref and GetAtt as
+        # they did (outputs stay readable, as AWS's do) and are no longer listed.
+        gone = _gone(self)
+        return gone[key] if key in gone else get_item(self, key)
+
+    def remaining_resources(self):
+        gone = _gone(self.resource_map)
+        return [self.resource_map[k] for k in self.resource_map if k not in gone]
+
+    def delete_or_fail(self, name_or_stack_id: str) -> None:
+        stack = self.stacks.get(name_or_stack_id) or next(
+            (s for s in self.stacks.values() if s.name == name_or_stack_id), None)
+        try:
+            delete_stack(self, name_or_stack_id)
+        except ResourceFailed as failed:
+            if stack is None:
+                raise
+            # moto took the stack out of its table before deleting; AWS keeps it, in DELETE_FAILED.
+            self.stacks[stack.stack_id] = stack
+            stack.events.append(_resource_event(stack, failed, "DELETE_FAILED"))
+            stack.status = "DELETE_FAILED"
+            stack._add_stack_event("DELETE_FAILED", resource_status_reason=(
+                f"The following resource(s) failed to delete: [{failed.logical_id}]."))
+
+    parsing.ResourceMap._delete_resource = delete_resource
+    parsing.ResourceMap.__getitem__ = get_resource
+    cfn_models.Stack.stack_resources = property(remaining_resources)
+    cfn_models.CloudFormationBackend.delete_stack = delete_or_fail
+
+
+def _gone(resource_map) -> dict:
+    """The resources of a stack that its last deletion removed, by logical id."""
+    return resource_map.__dict__.setdefault("_emulator_deleted", {})
+
+
+def _resource_event(stack, failed: ResourceFailed, status: str):
+    return cfn_models.Event(
+        stack_id=stack.stack_id, stack_name=stack.name, logical_resource_id=failed.logical_id,
+        physical_resource_id="", resource_type=failed.resource_type, resource_status=status,
+        resource_status_reason=failed.reason, resource_properties=None)
 
 
 def _roll_back(stack, failed: ResourceFailed) -> None:
     """Record the failure and undo the creation, as AWS does with the default OnFailure=ROLLBACK."""
-    stack.events.append(cfn_models.Event(
-        stack_id=stack.stack_id, stack_name=stack.name, logical_resource_id=failed.logical_id,
-        physical_resource_id="", resource_type=failed.resource_type, resource_status="CREATE_FAILED",
-        resource_status_reason=failed.reason, resource_properties=None))
+    stack.events.append(_resource_event(stack, failed, "CREATE_FAILED"))
     stack._add_stack_event("ROLLBACK_IN_PROGRESS", resource_status_reason=(
         f"The following resource(s) failed to create: [{failed.logical_id}]. Rollback requested by user."))
     try:

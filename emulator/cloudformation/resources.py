@@ -119,6 +119,21 @@ class Bucket(FakeBucket):
         cls._apply(bucket.name, properties, account_id, region_name, update=bucket is original_resource)
         return bucket
 
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id,
+                                        region_name):  # type: ignore[override]
+        # moto leaves a non-empty bucket in place and reports success; S3 refuses, and so the stack's
+        # deletion fails naming the bucket, as on AWS.
+        from moto.s3.exceptions import BucketNotEmpty
+
+        backend = _s3(account_id, region_name)
+        bucket = backend.buckets.get(resource_name)
+        if bucket is None:
+            return
+        if bucket.keys:
+            raise BucketNotEmpty(resource_name)
+        backend.delete_bucket(resource_name)
+
 
 # -- AWS::S3::BucketPolicy ------------------------------------------------------------------------
 class BucketPolicy(CloudFormationModel):

@@ -199,3 +199,37 @@ def test_validate_template_accepts_a_valid_template_and_names_a_broken_one(cf):
             cf.validate_template(TemplateBody=body)
         assert err.value.response["Error"]["Code"] == "ValidationError"
         assert expected in err.value.response["Error"]["Message"], body
+
+
+def test_a_failed_delete_leaves_the_stack_in_delete_failed_naming_the_bucket(cf, emulator):
+    name, description = _create(cf, {"Resources": {"Store": {"Type": "AWS::S3::Bucket"},
+                                                   "Logs": {"Type": "AWS::Logs::LogGroup"}},
+                                     "Outputs": {"StoreName": {"Value": {"Ref": "Store"}}}})
+    s3, bucket = emulator.client("s3"), _outputs(description)["StoreName"]
+    s3.put_object(Bucket=bucket, Key="left.txt", Body=b"x")
+    cf.delete_stack(StackName=name)
+    after = cf.describe_stacks(StackName=name)["Stacks"][0]
+    assert after["StackStatus"] == "DELETE_FAILED"
+    failed = [e for e in cf.describe_stack_events(StackName=name)["StackEvents"]
+              if e["ResourceStatus"] == "DELETE_FAILED" and e["ResourceType"] != "AWS::CloudFormation::Stack"]
+    assert [e["LogicalResourceId"] for e in failed] == ["Store"]
+    assert "not empty" in failed[0]["ResourceStatusReason"]
+    assert [r["LogicalResourceId"] for r in cf.list_stack_resources(StackName=name)["StackResourceSummaries"]] \
+        == ["Store"]
+    # Emptied, the bucket goes, and so does the stack.
+    s3.delete_object(Bucket=bucket, Key="left.txt")
+    cf.delete_stack(StackName=name)
+    assert cf.describe_stacks(StackName=after["StackId"])["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
+    assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_a_failed_update_is_a_settled_state_naming_the_resource_not_a_server_error(cf):
+    name, _ = _create(cf, {"Resources": {"Store": {"Type": "AWS::S3::Bucket"}}})
+    broken = {"Resources": {"Store": {"Type": "AWS::S3::Bucket", "Properties": {
+        "CorsConfiguration": {"CorsRules": [{"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]}}}}}
+    cf.update_stack(StackName=name, TemplateBody=json.dumps(broken))
+    assert cf.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"] == "UPDATE_ROLLBACK_FAILED"
+    failed = [e for e in cf.describe_stack_events(StackName=name)["StackEvents"] if e["ResourceStatus"] == "UPDATE_FAILED"]
+    assert [e["LogicalResourceId"] for e in failed] == ["Store"]
+    assert "CorsConfiguration" in failed[0]["ResourceStatusReason"]
+    cf.delete_stack(StackName=name)

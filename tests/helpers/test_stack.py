@@ -264,6 +264,19 @@ def test_delete_is_safe_to_repeat_and_removes_the_codebuild_project(settings, lo
     assert projects["projects"] == []
 
 
+def test_a_delete_blocked_by_a_non_empty_bucket_names_it_and_says_what_to_do(deployed, local_env):
+    settings, result = deployed
+    s3, bucket = local_env.client("s3"), result.outputs["BucketName"]
+    s3.put_object(Bucket=bucket, Key="left.txt", Body=b"x")
+    with pytest.raises(StackError) as err:
+        stack.delete_stack(settings, progress=False)
+    text = str(err.value)
+    assert "\n" not in text and "could not be deleted" in text
+    assert "OutputBucket (AWS::S3::Bucket)" in text and "empty the bucket" in text
+    for v in s3.list_object_versions(Bucket=bucket).get("Versions", []):
+        s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+
+
 def test_outputs_of_a_missing_stack_say_to_deploy_first(settings):
     with pytest.raises(StackError) as err:
         stack.stack_outputs(settings)
