@@ -283,17 +283,21 @@ class CodeBuildProject(CloudFormationModel):
         return request
 
     @classmethod
-    def _create(cls, request: dict, account_id: str, region_name: str) -> "CodeBuildProject":
+    def _create(cls, request: dict, account_id: str, region_name: str,
+                replacing: "CodeBuildProject | None" = None) -> "CodeBuildProject":
         from moto.codebuild import responses as checks
 
-        backend = codebuild_backends[account_id][region_name]
-        if request["name"] in backend.codebuild_projects:
-            raise ValidationError(message=f"Project already exists: {request['name']}.")
+        # Checked before anything is replaced, so a bad update leaves the old project in place.
         checks._validate_required_params_source(request["source"])
         checks._validate_required_params_service_role(account_id, region_name, request["serviceRole"])
         checks._validate_required_params_artifacts(request["artifacts"])
         checks._validate_required_params_environment(request["environment"])
         checks._validate_required_params_project_name(request["name"])
+        if replacing is not None:
+            replacing.delete(account_id, region_name)
+        backend = codebuild_backends[account_id][region_name]
+        if request["name"] in backend.codebuild_projects:
+            raise ValidationError(message=f"Project already exists: {request['name']}.")
         kwargs = {arg: request.get(member) for member, arg in _CODEBUILD_ARGS.items()}
         metadata = backend.create_project(**kwargs)
         return cls(request["name"], metadata["arn"])
@@ -307,9 +311,10 @@ class CodeBuildProject(CloudFormationModel):
     @classmethod
     def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
                                         account_id, region_name):  # type: ignore[override]
-        request = cls._request(new_resource_name, cloudformation_json.get("Properties", {}))
-        original_resource.delete(account_id, region_name)
-        return cls._create(request, account_id, region_name)
+        properties = cloudformation_json.get("Properties", {})
+        # Without a Name the project keeps the one generated at creation (moto would draw a new one).
+        request = cls._request(properties.get("Name") or original_resource.name, properties)
+        return cls._create(request, account_id, region_name, replacing=original_resource)
 
     @classmethod
     def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id,
