@@ -68,6 +68,9 @@ class EmulatorApp:
     def __init__(self, settings: Settings, own_services: list[OwnService]):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+        from .cloudformation import install as install_cloudformation
+
+        install_cloudformation()
         self.settings = settings
         self.own = {svc.signing_name: svc for svc in own_services}
         self.moto = DomainDispatcherApplication(create_backend_app)

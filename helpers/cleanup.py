@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import aws
 from .config import Settings
+from .logs import RUNTIME_LOG_GROUP_PREFIX
 from .errors import WorkshopError, aws_error_code
 
 REMOVED, ABSENT, WARNING, ERROR = "removed", "already gone", "warning", "error"
@@ -83,7 +84,7 @@ def remaining(settings: Settings) -> list[Outcome]:
             if runtime["agentRuntimeName"] == settings.runtime_name and runtime.get("status") != "DELETING":
                 found.append(Outcome("runtime", runtime["agentRuntimeId"], runtime.get("status", "")))
     logs = aws.client("logs", settings)
-    prefix = f"/aws/bedrock-agentcore/runtimes/{settings.runtime_name}-"
+    prefix = f"{RUNTIME_LOG_GROUP_PREFIX}{settings.runtime_name}-"
     for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix):
         found += [Outcome("runtime logs", g["logGroupName"], "present") for g in page.get("logGroups", [])]
     try:
@@ -120,7 +121,7 @@ def _delete_runtime(settings: Settings, progress: bool) -> list[Outcome]:
     result = runtime.delete_runtime(settings, progress=progress)
     outcomes = [Outcome("runtime", settings.runtime_name, REMOVED if result == "deleted" else ABSENT)]
     # AgentCore creates the runtime's log group itself, outside the stack, and keeps it.
-    prefix = f"/aws/bedrock-agentcore/runtimes/{found['agentRuntimeId'] if found else settings.runtime_name + '-'}"
+    prefix = RUNTIME_LOG_GROUP_PREFIX + (found["agentRuntimeId"] if found else settings.runtime_name + "-")
     logs = aws.client("logs", settings)
     for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix):
         for group in page.get("logGroups", []):

@@ -1,22 +1,36 @@
-"""The command-line counterparts of the notebooks: deploy, invoke, history, memories, info, download, cleanup.
+"""The command line, `python -m helpers <command>`: the notebooks' steps as commands over the same helpers.
 
-Each command calls the same helpers the notebooks call, so the two never drift apart.
+Each command calls the helpers the notebooks call, so the two never drift apart. Errors meant for a
+person (WorkshopError, AWS errors, bad usage) print as one line on stderr, never as a traceback.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import sys
+from pathlib import Path
 from typing import Callable
 
-from . import config
+import click
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import config, image, workshop
 from .config import Settings
+from .errors import WorkshopError, explain_aws_error
 
 DEFAULT_ACTOR = "default_user"
+PROG = "python -m helpers"
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    return config.load(target=args.target, region=args.region)
+def _settings(target: str | None, region: str | None) -> Settings:
+    return config.load(target=target, region=region)
+
+
+def target_options(command: Callable) -> Callable:
+    """--target and --region, as every command takes them, with the environment variables behind them."""
+    command = click.option("--region", envvar=["AWS_REGION", "AWS_DEFAULT_REGION"],
+                           help="AWS region, required with --target aws [env AWS_REGION, AWS_DEFAULT_REGION]")(command)
+    return click.option("--target", type=click.Choice(config.TARGETS, case_sensitive=False), envvar="WORKSHOP_TARGET",
+                        help="where to run: local (the emulator) or aws [env WORKSHOP_TARGET; default local]")(command)
 
 
 def _print_table(title: str, df) -> None:
@@ -30,44 +44,83 @@ def _print_table(title: str, df) -> None:
         print(df.to_string(index=False))
 
 
-# -- deploy -------------------------------------------------------------------------------------
-def _add_deploy(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--build-method", default="auto", choices=["auto", "local", "docker", "codebuild"],
-                   help="how to build the agent image (default: auto, which says why it chose)")
+# A fixed width: help reads the same in a terminal, a notebook and a pipe, with summaries left whole.
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "terminal_width": 120,
+                               "max_content_width": 120})
+def cli() -> None:
+    """Command line for the workshop: the notebooks' steps as commands."""
 
 
-def _run_deploy(args) -> int:
-    from . import image, memory, runtime, stack
+@cli.command("workshop")
+@target_options
+@click.option("--only", metavar="NN,NN", help="run only these notebooks, by number or name (e.g. --only 00,01)")
+@click.option("--notebooks", type=click.Path(path_type=Path), default=workshop.NOTEBOOKS_DIR, show_default=True,
+              help="folder of the notebooks")
+@click.option("--output", type=click.Path(path_type=Path), default=workshop.RUNS_DIR, show_default=True,
+              help="folder for the executed copies")
+@click.option("--cell-timeout", type=float, default=1800.0, show_default=True, help="seconds one cell may run")
+@click.option("--stop-emulator", is_flag=True,
+              help="stop the local emulator afterwards (by default it keeps running for JupyterLab)")
+def workshop_command(target, region, only, notebooks, output, cell_timeout, stop_emulator) -> int:
+    """Run every notebook in order in fresh kernels with papermill; stop at the first failure."""
+    from . import aws
 
-    settings = _settings(args)
+    try:
+        runs = workshop.run_notebooks(target=target, region=region, only=only.split(",") if only else None,
+                                      notebooks_dir=notebooks, output_dir=output, cell_timeout=cell_timeout)
+    finally:
+        if stop_emulator:
+            settings = _settings(target, region)
+            if settings.is_local and aws.stop_emulator(settings):
+                print("Emulator stopped.")
+    print()
+    print(workshop.summary_table(runs))
+    ok = all(r.status == "ok" for r in runs)
+    if ok:
+        print(f"\nAll {len(runs)} notebooks ran; executed copies are in {output}.")
+    return 0 if ok else 1
+
+
+@cli.command()
+@target_options
+@click.option("--build-method", type=click.Choice(image.METHODS), default="auto", show_default=True,
+              help="how to build the agent image (auto says why it chose)")
+def deploy(target, region, build_method) -> int:
+    """Deploy the stack, create the memory once, build and push the image, create the runtime."""
+    from . import memory, runtime, stack
+
+    settings = _settings(target, region)
     deployed = stack.deploy_stack(settings)
     print(f"stack: {deployed}")
     created = memory.get_or_create_memory(settings)
     print(f"memory: {created['id']} ({created['status']})")
-    build = image.build_and_push(settings, method=args.build_method)
+    build = image.build_and_push(settings, method=build_method)
     print(f"image: {build.image_uri} ({build.method}: {build.reason})")
     result = runtime.get_or_create_runtime(settings, image.latest_image_uri(settings))
     print(f"runtime: {result.agent_runtime_arn} {result.action}, {result.status}")
-    print('\nNext: python -m helpers invoke "Create a simple hello world app"')
+    print(f'\nNext: {PROG} invoke "Create a simple hello world app"')
     return 0
 
 
-# -- invoke -------------------------------------------------------------------------------------
-def _add_invoke(p: argparse.ArgumentParser) -> None:
-    p.add_argument("prompt", nargs="?", help="the task; without it (or with --interactive) you are asked for one")
-    p.add_argument("--actor", default=DEFAULT_ACTOR, help=f"who is asking (default {DEFAULT_ACTOR})")
-    p.add_argument("--session", help="conversation to continue (default: a new one named by the time)")
-    p.add_argument("--interactive", "-i", action="store_true", help="keep asking until you type /quit")
+@cli.command()
+@target_options
+@click.argument("prompt", required=False)
+@click.option("--actor", default=DEFAULT_ACTOR, show_default=True, help="who is asking")
+@click.option("--session", help="conversation to continue (default: a new one named by the time)")
+@click.option("--interactive", "-i", is_flag=True, help="keep asking until you type /quit")
+def invoke(target, region, prompt, actor, session, interactive) -> int:
+    """Invoke the agent as an actor in a session; without PROMPT, or with --interactive, ask until /quit."""
+    return run_invoke(_settings(target, region), prompt, actor, session, interactive)
 
 
-def _run_invoke(args, read: Callable[[str], str] = input) -> int:
-    from . import invoke
+def run_invoke(settings: Settings, prompt: str | None, actor: str, session: str | None, interactive: bool,
+               read: Callable[[str], str] = input) -> int:
+    from . import invoke as invoking
 
-    settings = _settings(args)
-    session = args.session or dt.datetime.now(dt.timezone.utc).strftime("session-%Y%m%d-%H%M%S")
-    print(f"actor {args.actor}, session {session} (continue it with --session {session})")
-    prompts = [args.prompt] if args.prompt else []
-    interactive = args.interactive or not prompts
+    session = session or dt.datetime.now(dt.timezone.utc).strftime("session-%Y%m%d-%H%M%S")
+    print(f"actor {actor}, session {session} (continue it with --session {session})")
+    prompts = [prompt] if prompt else []
+    interactive = interactive or not prompts
     while True:
         if not prompts:
             if not interactive:
@@ -81,7 +134,7 @@ def _run_invoke(args, read: Callable[[str], str] = input) -> int:
             if not line:
                 continue
             prompts.append(line)
-        output = invoke.invoke(settings, prompts.pop(0), args.actor, session)
+        output = invoking.invoke(settings, prompts.pop(0), actor, session)
         meta = output.get("metadata") or {}
         print(f"\nagent> {output.result}\n")
         print(f"  {'ok' if output.get('success') else 'FAILED'} in {output.seconds:.1f}s, "
@@ -92,97 +145,93 @@ def _run_invoke(args, read: Callable[[str], str] = input) -> int:
             return 0 if output.get("success") else 1
 
 
-# -- history / memories ---------------------------------------------------------------------------
-def _add_history(p: argparse.ArgumentParser) -> None:
-    p.add_argument("actor", help="actor id")
-    p.add_argument("session", help="session id")
-
-
-def _run_history(args) -> int:
+@cli.command()
+@target_options
+@click.argument("actor")
+@click.argument("session")
+def history(target, region, actor, session) -> int:
+    """Show a session's short-term turns (AgentCore Memory events)."""
     from . import memory
 
-    _print_table(f"Turns of {args.actor} in {args.session} (oldest first)",
-                 memory.events_df(_settings(args), args.actor, args.session))
+    _print_table(f"Turns of {actor} in {session} (oldest first)",
+                 memory.events_df(_settings(target, region), actor, session))
     return 0
 
 
-def _add_memories(p: argparse.ArgumentParser) -> None:
-    p.add_argument("actor", help="actor id")
-    p.add_argument("--session", help="show this session's summary (default: every session's)")
-    p.add_argument("--query", help="rank records by similarity to this text")
-
-
-def _run_memories(args) -> int:
+@cli.command()
+@target_options
+@click.argument("actor")
+@click.option("--session", help="show this session's summary (default: every session's)")
+@click.option("--query", help="rank records by similarity to this text")
+def memories(target, region, actor, session, query) -> int:
+    """Show an actor's long-term records: facts, preferences, session summaries."""
     from . import memory
 
-    settings = _settings(args)
+    settings = _settings(target, region)
     for kind in ("facts", "preferences", "summaries"):
-        _print_table(f"{kind} of {args.actor}",
-                     memory.records_df(settings, args.actor, kind, session_id=args.session, query=args.query))
+        _print_table(f"{kind} of {actor}", memory.records_df(settings, actor, kind, session_id=session, query=query))
     return 0
 
 
-# -- info / download / cleanup --------------------------------------------------------------------
-def _run_info(args) -> int:
+@cli.command()
+@target_options
+def info(target, region) -> int:
+    """Show the deployment: runtime, image, memory and strategies, bucket, region."""
     from . import outputs
 
-    _print_table("Deployment", outputs.deployment_df(_settings(args)))
+    _print_table("Deployment", outputs.deployment_df(_settings(target, region)))
     return 0
 
 
-def _add_download(p: argparse.ArgumentParser) -> None:
-    p.add_argument("actor", help="actor id")
-    p.add_argument("session", help="session id")
-
-
-def _run_download(args) -> int:
+@cli.command()
+@target_options
+@click.argument("actor")
+@click.argument("session")
+def download(target, region, actor, session) -> int:
+    """Download a session's files into .workshop/downloads/."""
     from . import outputs
 
-    df = outputs.download_session(_settings(args), args.actor, args.session)
-    _print_table(f"Files of {args.actor}/{args.session}", df[["kind", "file", "size", "local_path"]])
+    df = outputs.download_session(_settings(target, region), actor, session)
+    _print_table(f"Files of {actor}/{session}", df[["kind", "file", "size", "local_path"]])
     return 0
 
 
-def _add_cleanup(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--keep-stack", action="store_true", help="leave the CloudFormation stack in place")
+@cli.command()
+@target_options
+@click.option("--keep-stack", is_flag=True, help="leave the CloudFormation stack in place")
+def cleanup(target, region, keep_stack) -> int:
+    """Delete the runtime, memory, SSM parameter, bucket contents, images and stack; safe to repeat."""
+    from . import cleanup as cleaning
 
-
-def _run_cleanup(args) -> int:
-    from . import cleanup
-
-    settings = _settings(args)
-    report = cleanup.cleanup_df(settings, delete_stack=not args.keep_stack)
+    settings = _settings(target, region)
+    report = cleaning.cleanup_df(settings, delete_stack=not keep_stack)
     _print_table("Clean-up", report)
-    left = cleanup.remaining_df(settings)
-    _print_table("What remains", left)
-    return 1 if (report["status"] == cleanup.ERROR).any() else 0
+    _print_table("What remains", cleaning.remaining_df(settings))
+    return 1 if (report["status"] == cleaning.ERROR).any() else 0
 
 
-def _no_arguments(p: argparse.ArgumentParser) -> None:
-    pass
-
-
-# name -> (help, add_arguments, run)
-COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
-    "deploy": ("deploy the stack, create the memory once, build and push the image, create the runtime",
-               _add_deploy, _run_deploy),
-    "invoke": ("invoke the agent as an actor in a session; --interactive keeps going until /quit",
-               _add_invoke, _run_invoke),
-    "history": ("show a session's short-term turns (AgentCore Memory events)", _add_history, _run_history),
-    "memories": ("show an actor's long-term records: facts, preferences, session summaries",
-                 _add_memories, _run_memories),
-    "info": ("show the deployment: runtime, image, memory and strategies, bucket, region",
-             _no_arguments, _run_info),
-    "download": ("download a session's files into .workshop/downloads/", _add_download, _run_download),
-    "cleanup": ("delete the runtime, memory, SSM parameter, bucket contents, images and stack; safe to repeat",
-                _add_cleanup, _run_cleanup),
-}
-
-
-def add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", choices=["local", "aws"], help="where to run (default: WORKSHOP_TARGET or local)")
-    p.add_argument("--region", help="AWS region (required with --target aws unless AWS_REGION is set)")
-
-
-if __name__ == "__main__":  # pragma: no cover - use `python -m helpers`
-    sys.exit("use: python -m helpers --help")
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit code (tests and `python -m helpers` both call this)."""
+    try:
+        code = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `python -m helpers` alone: the commands, as help
+        print(exc.format_message())
+        return 2
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else PROG
+        print(f"error: {exc.format_message()} (see `{command} --help`)", file=sys.stderr)
+        return 2
+    except click.Abort:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except WorkshopError as exc:
+        # A WorkshopError is meant for a person: one line, no traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (ClientError, BotoCoreError) as exc:
+        print(f"error: {explain_aws_error(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code if isinstance(code, int) else 0

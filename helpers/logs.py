@@ -17,6 +17,16 @@ from .config import Settings
 from .errors import AgentRuntimeError, aws_error_code
 
 
+# AgentCore Runtime creates one log group per runtime endpoint, outside any stack:
+# /aws/bedrock-agentcore/runtimes/<runtime id>-<endpoint name> (the stack's role grants this prefix).
+RUNTIME_LOG_GROUP_PREFIX = "/aws/bedrock-agentcore/runtimes/"
+
+
+def runtime_log_group(runtime_id: str, endpoint: str = "DEFAULT") -> str:
+    """The log group of one endpoint of a runtime."""
+    return f"{RUNTIME_LOG_GROUP_PREFIX}{runtime_id}-{endpoint}"
+
+
 def log_group(settings: Settings) -> str:
     from . import runtime
 
@@ -24,7 +34,7 @@ def log_group(settings: Settings) -> str:
     if found is None:
         raise AgentRuntimeError(f"No AgentCore runtime named {settings.runtime_name}, so no logs to read.",
                                 hint="Create it first (notebook 04_create_runtime).")
-    return f"/aws/bedrock-agentcore/runtimes/{found['agentRuntimeId']}-DEFAULT"
+    return runtime_log_group(found["agentRuntimeId"])
 
 
 def log_events(settings: Settings, *, minutes: float = 60, limit: int = 1000, pattern: str | None = None) -> list[dict]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from . import aws, stack
 from .config import Settings
+from .logs import runtime_log_group
 from .errors import WorkshopError
 
 # The agent accepts only these ids (container/agent/request.py: AgentCore Memory's own patterns, with
@@ -70,7 +71,7 @@ def deployment_df(settings: Settings):
         image = ((found.get("agentRuntimeArtifact") or {}).get("containerConfiguration") or {}).get("containerUri")
         rows += [("runtime arn", found["agentRuntimeArn"]), ("runtime status", found["status"]),
                  ("runtime version", found.get("agentRuntimeVersion")), ("image", image),
-                 ("log group", f"/aws/bedrock-agentcore/runtimes/{found['agentRuntimeId']}-DEFAULT")]
+                 ("log group", runtime_log_group(found["agentRuntimeId"]))]
     try:
         info = memory.memory_info(settings)
     except WorkshopError as exc:

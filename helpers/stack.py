@@ -5,7 +5,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -37,17 +37,13 @@ class DeployResult:
     status: str
     seconds: float
     outputs: dict = field(default_factory=dict)
-    applied_locally: tuple = ()
 
     @property
     def changed(self) -> bool:
         return self.action != "no changes"
 
     def __repr__(self) -> str:
-        line = f"Stack {self.stack_name}: {self.action} ({self.status}, {self.seconds:.1f}s, {len(self.outputs)} outputs)"
-        if self.applied_locally and self.changed:
-            line += f"; on the emulator, applied through the API: {', '.join(self.applied_locally)}"
-        return line
+        return f"Stack {self.stack_name}: {self.action} ({self.status}, {self.seconds:.1f}s, {len(self.outputs)} outputs)"
 
     __str__ = __repr__
 
@@ -61,10 +57,6 @@ def template_parameters(settings: Settings) -> dict[str, str]:
         # ECR names are lower case; one repository per stack, so two stacks never share one.
         "RepositoryName": f"{settings.stack_name.lower()}-agent",
     }
-
-
-def _client(service: str, settings: Settings):
-    return aws.client(service, settings)
 
 
 def _cloudformation(settings: Settings):
@@ -142,15 +134,9 @@ def _references(node: Any, where: str = "the template"):
 
 
 def validate_template(settings: Settings, path: Path = TEMPLATE_PATH) -> dict:
-    """Parse and check the template here, then (on AWS) have CloudFormation validate it; errors are one line.
-
-    The emulator's ValidateTemplate runs cfn-lint (2 s warm, 20 s cold) and garbles its messages, so
-    locally the checks here stand in for it (and the test suite runs cfn-lint on the template).
-    """
+    """Parse and check the template here, then have CloudFormation validate it; errors are one line."""
     body, doc = load_template(path)
     check_references(doc, path)
-    if settings.is_local:
-        return doc
     try:
         _cloudformation(settings).validate_template(TemplateBody=body)
     except ClientError as exc:
@@ -222,7 +208,7 @@ def deploy_stack(settings: Settings, *, replace_failed: bool = False, timeout: f
     """
     start = time.monotonic()
     name = settings.stack_name
-    body, doc = load_template(template)
+    body, _ = load_template(template)
     validate_template(settings, template)
     cf = _cloudformation(settings)
     params = [{"ParameterKey": k, "ParameterValue": v} for k, v in template_parameters(settings).items()]
@@ -249,7 +235,8 @@ def deploy_stack(settings: Settings, *, replace_failed: bool = False, timeout: f
         try:
             cf.create_stack(**args)
         except ClientError as exc:
-            raise _create_failed(settings, cf, exc) from exc
+            raise StackError(f"Creating stack {name} failed to start: {_sentence(exc.response['Error'].get('Message'))}",
+                             hint="Fix what it names and deploy again.") from exc
         final = _wait(settings, "created", _CREATE_OK, timeout, progress)
         action = action or "created"
     else:
@@ -265,29 +252,8 @@ def deploy_stack(settings: Settings, *, replace_failed: bool = False, timeout: f
             final = _wait(settings, "updated", _UPDATE_OK, timeout, progress)
             action = "updated"
 
-    applied = complete_locally(settings, doc) if settings.is_local else ()
     return DeployResult(stack_name=name, action=action, status=final["StackStatus"],
-                        seconds=time.monotonic() - start, outputs=_outputs(final),
-                        applied_locally=tuple(applied))
-
-
-def _create_failed(settings: Settings, cf, exc: ClientError) -> StackError:
-    name = settings.stack_name
-    message = exc.response.get("Error", {}).get("Message", str(exc))
-    if settings.is_local and aws_error_code(exc) not in ("ValidationError", "AlreadyExistsException",
-                                                         "InsufficientCapabilitiesException"):
-        # The emulator (moto) creates resources inside the CreateStack call: a resource that fails
-        # fails the call and leaves a half-made stack that cannot even be described. Remove it so
-        # the next deploy starts clean.
-        try:
-            cf.delete_stack(StackName=name)
-        except (ClientError, BotoCoreError) as cleanup:
-            return StackError(f"Creating stack {name} failed on the emulator: {message}; removing the "
-                              f"half-made stack failed too: {cleanup}",
-                              hint="Restart the emulator (`make clean-state`) and deploy again.")
-        return StackError(f"Creating stack {name} failed on the emulator: {_sentence(message)}",
-                          hint="Fix what it names (or remove what is in the way); the half-made stack was removed, so deploy again.")
-    return StackError(f"Creating stack {name} failed to start: {_sentence(message)}", hint="Fix what it names and deploy again.")
+                        seconds=time.monotonic() - start, outputs=_outputs(final))
 
 
 def _wait_settled(settings: Settings, current: dict, timeout: float, progress: bool) -> dict:
@@ -388,9 +354,6 @@ def delete_stack(settings: Settings, *, timeout: float = 1800.0, progress: bool 
         return "already gone"
     cf = _cloudformation(settings)
     stack_id = current["StackId"]
-    project = None
-    if settings.is_local:
-        project = _local_codebuild_project(settings)
     cf.delete_stack(StackName=name)
 
     def probe() -> dict:
@@ -411,237 +374,7 @@ def delete_stack(settings: Settings, *, timeout: float = 1800.0, progress: bool 
 
     wait_for(f"stack {name} to be deleted", probe, done=lambda s: s["StackStatus"] == "DELETE_COMPLETE",
              failed=failed, describe=lambda s: s["StackStatus"], timeout=timeout, progress=progress)
-    if project:
-        _delete_local_codebuild_project(settings, project)
     return "deleted"
-
-
-# -- what the emulator's CloudFormation lacks, applied through the API (TARGET=local only) --------
-# moto's CloudFormation skips AWS::S3::BucketPolicy and AWS::CodeBuild::Project and ignores some
-# S3 bucket properties. Locally, deploy_stack applies exactly those with the ordinary APIs, so the
-# emulator ends up with what AWS would have; on AWS none of this runs.
-def complete_locally(settings: Settings, doc: dict) -> list[str]:
-    cf = _cloudformation(settings)
-    listed = {r.get("LogicalResourceId"): r for page in
-              cf.get_paginator("list_stack_resources").paginate(StackName=settings.stack_name)
-              for r in page["StackResourceSummaries"] if r.get("LogicalResourceId")}
-    resolver = _Resolver(settings, doc, {k: r.get("PhysicalResourceId") for k, r in listed.items()})
-    applied = []
-    for logical_id, resource in doc["Resources"].items():
-        rtype = resource.get("Type")
-        props = resource.get("Properties", {})
-        if logical_id in listed:
-            extra = _LOCAL_EXTRAS.get(rtype)
-            if extra and extra(settings, resolver.physical_id(logical_id), resolver.resolve(props)):
-                applied.append(f"{logical_id} settings")
-            continue
-        complete = _LOCAL_COMPLETIONS.get(rtype)
-        if complete is None:
-            raise StackError(
-                f"The emulator's CloudFormation skipped {logical_id} ({rtype}) and helpers.stack has no local "
-                f"stand-in for it.",
-                hint="Add one to helpers.stack._LOCAL_COMPLETIONS, or use a resource type moto supports.")
-        resolver.physical[logical_id] = complete(settings, resolver.resolve(props))
-        applied.append(logical_id)
-    return applied
-
-
-def _bucket_extras(settings: Settings, bucket: str, props: dict) -> bool:
-    s3 = _client("s3", settings)
-    done = False
-    if "VersioningConfiguration" in props:
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={
-            "Status": props["VersioningConfiguration"]["Status"]})
-        done = True
-    if "PublicAccessBlockConfiguration" in props:
-        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=_to_api(
-            props["PublicAccessBlockConfiguration"],
-            s3.meta.service_model.operation_model("PutPublicAccessBlock").input_shape
-            .members["PublicAccessBlockConfiguration"]))
-        done = True
-    if "OwnershipControls" in props:
-        s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=props["OwnershipControls"])
-        done = True
-    return done
-
-
-def _bucket_policy(settings: Settings, props: dict) -> str:
-    """Apply the bucket policy, minus its conditional Deny statements.
-
-    The emulator speaks plain HTTP, and moto evaluates a bucket policy's Deny without its conditions:
-    the TLS-only statement (Deny unless aws:SecureTransport) would refuse every request. On AWS the
-    template's policy applies whole; locally the rest of it does.
-    """
-    document = dict(props["PolicyDocument"])
-    document["Statement"] = [st for st in document.get("Statement", [])
-                             if not (st.get("Effect") == "Deny" and st.get("Condition"))]
-    s3 = _client("s3", settings)
-    if document["Statement"]:
-        s3.put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
-    else:
-        s3.delete_bucket_policy(Bucket=props["Bucket"])
-    return props["Bucket"]
-
-
-def _codebuild_project(settings: Settings, props: dict) -> str:
-    codebuild = _client("codebuild", settings)
-    request = _to_api(props, codebuild.meta.service_model.operation_model("CreateProject").input_shape)
-    # moto has no UpdateProject: replace the project so a changed template still takes effect.
-    if codebuild.batch_get_projects(names=[request["name"]])["projects"]:
-        codebuild.delete_project(name=request["name"])
-    codebuild.create_project(**request)
-    return request["name"]
-
-
-def _local_codebuild_project(settings: Settings) -> str | None:
-    try:
-        _, doc = load_template()
-    except StackError:
-        return None
-    for logical_id, resource in doc["Resources"].items():
-        if resource.get("Type") == "AWS::CodeBuild::Project":
-            name = _Resolver(settings, doc, {}).resolve(resource.get("Properties", {}).get("Name"))
-            return name if isinstance(name, str) else None
-    return None
-
-
-def _delete_local_codebuild_project(settings: Settings, name: str) -> None:
-    codebuild = _client("codebuild", settings)
-    if codebuild.batch_get_projects(names=[name])["projects"]:
-        codebuild.delete_project(name=name)
-
-
-_LOCAL_COMPLETIONS: dict[str, Callable[[Settings, dict], str]] = {
-    "AWS::S3::BucketPolicy": _bucket_policy,
-    "AWS::CodeBuild::Project": _codebuild_project,
-}
-_LOCAL_EXTRAS: dict[str, Callable[[Settings, str, dict], bool]] = {
-    "AWS::S3::Bucket": _bucket_extras,
-}
-
-
-def _to_api(value: Any, shape) -> Any:
-    """A CloudFormation property value in an API request's shape (CFN `BuildSpec` -> API `buildspec`).
-
-    Member names are matched case-insensitively against botocore's model, never listed by hand.
-    """
-    if shape is None:
-        return value
-    if shape.type_name == "structure" and isinstance(value, dict):
-        by_lower = {name.lower(): name for name in shape.members}
-        out = {}
-        for key, item in value.items():
-            member = by_lower.get(key.lower())
-            if member is None:
-                raise StackError(f"The template property {key} has no counterpart in the {shape.name} API shape.",
-                                 hint="Add a mapping in helpers.stack._to_api for the local deploy.")
-            out[member] = _to_api(item, shape.members[member])
-        return out
-    if shape.type_name == "list" and isinstance(value, list):
-        return [_to_api(item, shape.member) for item in value]
-    if shape.type_name == "integer" and isinstance(value, str):
-        return int(value)
-    if shape.type_name == "boolean" and isinstance(value, str):
-        return value.lower() == "true"
-    return value
-
-
-class _Resolver:
-    """Resolves Ref, Fn::GetAtt, Fn::Sub and Fn::Join against the deployed stack, for local completions."""
-
-    def __init__(self, settings: Settings, doc: dict, physical: dict[str, str]):
-        self.settings = settings
-        self.doc = doc
-        self.physical = dict(physical)
-        self.params = {k: v.get("Default") for k, v in (doc.get("Parameters") or {}).items()}
-        self.params.update(template_parameters(settings))
-        self._account = None
-
-    @property
-    def account(self) -> str:
-        if self._account is None:
-            self._account = _client("sts", self.settings).get_caller_identity()["Account"]
-        return self._account
-
-    def physical_id(self, logical_id: str) -> str:
-        return self.physical[logical_id]
-
-    def ref(self, name: str) -> str:
-        pseudo = {"AWS::StackName": lambda: self.settings.stack_name, "AWS::Region": lambda: self.settings.region,
-                  "AWS::AccountId": lambda: self.account, "AWS::Partition": lambda: "aws",
-                  "AWS::URLSuffix": lambda: "amazonaws.com"}
-        if name in pseudo:
-            return pseudo[name]()
-        if name in self.params:
-            return self.params[name]
-        if name in self.physical:
-            return self.physical[name]
-        raise StackError(f"The local deploy cannot resolve Ref {name}.", hint="Check the template's names.")
-
-    def get_att(self, logical_id: str, attribute: str) -> str:
-        rtype = self.doc["Resources"].get(logical_id, {}).get("Type")
-        pid = self.ref(logical_id)
-        if rtype == "AWS::S3::Bucket" and attribute == "Arn":
-            return f"arn:aws:s3:::{pid}"
-        if rtype == "AWS::IAM::Role" and attribute == "Arn":
-            return _client("iam", self.settings).get_role(RoleName=pid)["Role"]["Arn"]
-        if rtype == "AWS::ECR::Repository" and attribute in ("Arn", "RepositoryUri"):
-            repo = _client("ecr", self.settings).describe_repositories(repositoryNames=[pid])["repositories"][0]
-            return repo["repositoryArn"] if attribute == "Arn" else repo["repositoryUri"]
-        if rtype == "AWS::Logs::LogGroup" and attribute == "Arn":
-            return f"arn:aws:logs:{self.settings.region}:{self.account}:log-group:{pid}:*"
-        raise StackError(f"The local deploy cannot resolve Fn::GetAtt {logical_id}.{attribute}.",
-                         hint="Add it to helpers.stack._Resolver.get_att.")
-
-    def resolve(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self.resolve(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            (key, arg), = value.items()
-            if key == "Ref":
-                return self.ref(arg)
-            if key == "Fn::GetAtt":
-                logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.get_att(logical_id, attribute)
-            if key == "Fn::Sub":
-                return self._sub(arg)
-            if key == "Fn::Join":
-                delimiter, items = arg
-                return delimiter.join(str(self.resolve(i)) for i in items)
-            if key.startswith("Fn::"):
-                raise StackError(f"The local deploy cannot resolve {key}.", hint="Add it to helpers.stack._Resolver.")
-        return {k: self.resolve(v) for k, v in value.items()}
-
-    def _sub(self, arg: Any) -> str:
-        import re
-
-        template, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
-
-        def one(match: re.Match) -> str:
-            name = match.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            if name in variables:
-                return str(self.resolve(variables[name]))
-            if "." in name and not name.startswith("AWS::"):
-                return self.get_att(*name.split(".", 1))
-            return str(self.ref(name))
-
-        return re.sub(r"\$\{([^}]+)\}", one, template)
-
-
-def _policy_document(text: str) -> dict:
-    """A policy document from its text: URL-encoded JSON as AWS documents it; the emulator (moto) returns
-    the policies CloudFormation created as a Python literal instead."""
-    import ast
-    from urllib.parse import unquote
-
-    try:
-        return json.loads(unquote(text))
-    except ValueError:
-        return ast.literal_eval(text)
 
 
 def role_permissions_df(settings: Settings, output_key: str = "ExecutionRoleArn"):
@@ -649,12 +382,11 @@ def role_permissions_df(settings: Settings, output_key: str = "ExecutionRoleArn"
     import pandas as pd
 
     role_name = stack_outputs(settings)[output_key].rsplit("/", 1)[-1]
-    iam = _client("iam", settings)
+    iam = aws.client("iam", settings)
     rows = []
     for policy_name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+        # botocore decodes the URL-encoded JSON that AWS answers into a dict.
         document = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
-        if isinstance(document, str):
-            document = _policy_document(document)
         for statement in document.get("Statement", []):
             listed = lambda v: ", ".join([v] if isinstance(v, str) else v)  # noqa: E731
             rows.append((policy_name, statement.get("Sid", ""), statement.get("Effect"),

@@ -7,7 +7,6 @@ at the first failing notebook and exits non-zero with the failing cell's one-lin
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -146,39 +145,7 @@ def summary_table(runs: list[NotebookRun]) -> str:
     return "\n".join(lines)
 
 
-# -- command line ------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", choices=config.TARGETS, default=None,
-                        help="local (the emulator; default, or WORKSHOP_TARGET) or aws")
-    parser.add_argument("--region", default=None, help="AWS region (required with --target aws unless AWS_REGION is set)")
-    parser.add_argument("--only", default=None, metavar="NN,NN",
-                        help="run only these notebooks, by number or name (e.g. --only 00,01)")
-    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, help="folder of the notebooks")
-    parser.add_argument("--output", type=Path, default=RUNS_DIR, help="folder for the executed copies (default runs/)")
-    parser.add_argument("--cell-timeout", type=float, default=1800.0, help="seconds one cell may run (default 1800)")
-    parser.add_argument("--stop-emulator", action="store_true",
-                        help="stop the local emulator afterwards (by default it keeps running for JupyterLab)")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    only = args.only.split(",") if args.only else None
-    try:
-        runs = run_notebooks(target=args.target, region=args.region, only=only, notebooks_dir=args.notebooks,
-                             output_dir=args.output, cell_timeout=args.cell_timeout)
-    finally:
-        if args.stop_emulator:
-            settings = config.load(target=args.target, region=args.region)
-            if settings.is_local and aws.stop_emulator(settings):
-                print("Emulator stopped.")
-    print()
-    print(summary_table(runs))
-    ok = all(r.status == "ok" for r in runs)
-    if ok:
-        print(f"\nAll {len(runs)} notebooks ran; executed copies are in {args.output}.")
-    return 0 if ok else 1
-
-
 if __name__ == "__main__":
-    from .__main__ import main
+    from .cli import main
 
     sys.exit(main(["workshop", *sys.argv[1:]]))

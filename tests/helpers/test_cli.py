@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from helpers import image
+from helpers.cli import main
 from tests.conftest import ROOT
 
 
@@ -29,6 +31,30 @@ def test_a_bad_target_is_one_line_not_a_traceback():
     assert out.returncode == 1
     assert out.stderr.strip().count("\n") == 0 and "region" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_usage_error_is_one_line_naming_the_option_and_where_help_is(capsys):
+    assert main(["deploy", "--build-method", "bogus"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err and "Usage:" not in err
+    assert "--build-method" in err and "python -m helpers deploy --help" in err
+    assert all(method in err for method in image.METHODS)
+
+
+def test_every_command_takes_target_and_region_from_flags_or_their_environment_variables(capsys):
+    for name in ("workshop", "deploy", "invoke", "history", "memories", "info", "download", "cleanup"):
+        assert main([name, "--help"]) == 0
+        text = capsys.readouterr().out
+        assert "--target" in text and "WORKSHOP_TARGET" in text, name
+        assert "--region" in text and "AWS_REGION" in text, name
+
+
+def test_a_bad_target_in_the_environment_is_one_line_naming_the_option(monkeypatch, capsys):
+    monkeypatch.setenv("WORKSHOP_TARGET", "moon")
+    assert main(["info"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'--target'" in err and "moon" in err and "local" in err
 
 
 @pytest.mark.slow

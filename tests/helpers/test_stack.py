@@ -67,23 +67,13 @@ def test_a_changed_parameter_updates_the_stack(deployed):
     assert result.status == "UPDATE_COMPLETE"
 
 
-def test_local_deploy_applies_what_the_emulators_cloudformation_skips(shared, emulator):
+def test_the_deployed_stack_has_every_resource_of_the_template(shared, emulator):
     settings, result = shared
-    s3 = emulator.client("s3")
-    bucket = result.outputs["BucketName"]
-    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
-    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-    assert all(block[k] for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
-    # The TLS-only Deny is left out locally: the emulator is plain HTTP, and moto would apply the Deny
-    # without its condition, refusing every request to the bucket.
-    with pytest.raises(s3.exceptions.ClientError, match="NoSuchBucketPolicy"):
-        s3.get_bucket_policy(Bucket=bucket)
+    _, template = stack.load_template()
+    listed = emulator.client("cloudformation").list_stack_resources(StackName=settings.stack_name)
+    assert {r["LogicalResourceId"]: r["ResourceType"] for r in listed["StackResourceSummaries"]} == \
+        {name: r["Type"] for name, r in template["Resources"].items()}
     project = emulator.client("codebuild").batch_get_projects(names=[result.outputs["CodeBuildProjectName"]])
-    env = project["projects"][0]["environment"]
-    assert env["type"] == "ARM_CONTAINER" and env["privilegedMode"] is True
-    assert env["image"] == "aws/codebuild/amazonlinux-aarch64-standard:3.0"
-    assert {"name": "REPOSITORY_URI", "value": result.outputs["RepositoryUri"]} in \
-        [{"name": v["name"], "value": v["value"]} for v in env["environmentVariables"]]
     assert project["projects"][0]["serviceRole"] == result.outputs["ImageBuildRoleArn"]
 
 
@@ -144,7 +134,7 @@ def test_a_reference_to_an_unknown_name_is_refused_before_anything_is_created(se
     assert stack.describe_stack(settings) is None
 
 
-def test_a_failed_create_names_the_reason_and_leaves_nothing_behind(settings, local_env):
+def test_a_failed_create_names_the_resource_and_reason_and_replace_failed_recovers(settings, local_env):
     ecr = local_env.client("ecr")
     taken = stack.template_parameters(settings)["RepositoryName"]
     ecr.create_repository(repositoryName=taken)
@@ -152,11 +142,13 @@ def test_a_failed_create_names_the_reason_and_leaves_nothing_behind(settings, lo
         with pytest.raises(StackError) as err:
             stack.deploy_stack(settings, progress=False)
         text = str(err.value)
-        assert "\n" not in text and taken in text and "already exists" in text
-        assert stack.describe_stack(settings) is None
+        assert "\n" not in text and "ROLLBACK_COMPLETE" in text
+        assert "AgentRepository (AWS::ECR::Repository)" in text and taken in text and "already exists" in text
+        assert "replace_failed=True" in text
+        assert stack.describe_stack(settings)["StackStatus"] == "ROLLBACK_COMPLETE"
     finally:
         ecr.delete_repository(repositoryName=taken, force=True)
-    assert stack.deploy_stack(settings, progress=False).action == "created"
+    assert stack.deploy_stack(settings, replace_failed=True, progress=False).action == "replaced"
     stack.delete_stack(settings, progress=False)
 
 
@@ -263,13 +255,26 @@ def test_a_failed_update_names_the_first_resource_that_failed():
     assert stack._failure_reason(Events(), "s") == "AgentRepository (AWS::ECR::Repository): Repository name is taken"
 
 
-def test_delete_is_safe_to_repeat_and_removes_the_local_codebuild_project(settings, local_env):
+def test_delete_is_safe_to_repeat_and_removes_the_codebuild_project(settings, local_env):
     result = stack.deploy_stack(settings, progress=False)
     assert stack.delete_stack(settings, progress=False) == "deleted"
     assert stack.delete_stack(settings, progress=False) == "already gone"
     assert stack.describe_stack(settings) is None
     projects = local_env.client("codebuild").batch_get_projects(names=[result.outputs["CodeBuildProjectName"]])
     assert projects["projects"] == []
+
+
+def test_a_delete_blocked_by_a_non_empty_bucket_names_it_and_says_what_to_do(deployed, local_env):
+    settings, result = deployed
+    s3, bucket = local_env.client("s3"), result.outputs["BucketName"]
+    s3.put_object(Bucket=bucket, Key="left.txt", Body=b"x")
+    with pytest.raises(StackError) as err:
+        stack.delete_stack(settings, progress=False)
+    text = str(err.value)
+    assert "\n" not in text and "could not be deleted" in text
+    assert "OutputBucket (AWS::S3::Bucket)" in text and "empty the bucket" in text
+    for v in s3.list_object_versions(Bucket=bucket).get("Versions", []):
+        s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
 
 
 def test_outputs_of_a_missing_stack_say_to_deploy_first(settings):
