@@ -400,31 +400,10 @@ class IamBackend:
 
 _backends: dict[str, IamBackend] = {}
 _backends_lock = threading.Lock()
-_moto_patched = False
-
-
-def _store_inline_policies_as_json() -> None:
-    """moto's CloudFormation hands a role's inline PolicyDocument to Role.put_policy as a dict, which its IAM
-    API then answers as Python repr (single quotes), unreadable to boto3; AWS answers JSON. Store JSON."""
-    global _moto_patched
-    if _moto_patched:
-        return
-    from moto.iam.models import Role
-
-    original = Role.put_policy
-
-    def put_policy(self, policy_name, policy_json):
-        if not isinstance(policy_json, str):
-            policy_json = json.dumps(policy_json)
-        original(self, policy_name, policy_json)
-
-    Role.put_policy = put_policy
-    _moto_patched = True
 
 
 def backend_for(settings) -> IamBackend:
     with _backends_lock:
-        _store_inline_policies_as_json()
         backend = _backends.get(settings.account_id)
         if backend is None:
             backend = _backends[settings.account_id] = IamBackend(
