@@ -62,7 +62,8 @@ def tool_target(tool_input: dict, cwd: Path | None = None) -> str:
 
 
 def build_options(settings: AgentSettings, cwd: Path, permission_mode: str, allowed_tools: tuple[str, ...],
-                  max_turns: int, memory_context: str, stderr_lines: collections.deque) -> ClaudeAgentOptions:
+                  max_turns: int, memory_context: str, stderr_lines: collections.deque, resume: str | None = None,
+                  session_store=None) -> ClaudeAgentOptions:
     system_prompt = {"type": "preset", "preset": "claude_code"}
     if memory_context:
         system_prompt["append"] = (
@@ -81,15 +82,20 @@ def build_options(settings: AgentSettings, cwd: Path, permission_mode: str, allo
         # No user or project settings files: the run is defined by this request alone.
         setting_sources=[],
         stderr=stderr_lines.append,
+        # The conversation continues where the session's last run left it; with a store, the SDK
+        # rebuilds the transcript from it first, so a fresh microVM continues too.
+        resume=resume,
+        session_store=session_store,
     )
 
 
 async def run_claude(settings: AgentSettings, cwd: Path, prompt: str, permission_mode: str,
                      allowed_tools: tuple[str, ...], max_turns: int, memory_context: str,
-                     outcome: RunOutcome) -> AsyncIterator[dict]:
+                     outcome: RunOutcome, resume: str | None = None, session_store=None) -> AsyncIterator[dict]:
     """Yield progress events while Claude Code runs; fill `outcome` as it finishes or times out."""
     stderr_lines: collections.deque = collections.deque(maxlen=40)
-    options = build_options(settings, cwd, permission_mode, allowed_tools, max_turns, memory_context, stderr_lines)
+    options = build_options(settings, cwd, permission_mode, allowed_tools, max_turns, memory_context, stderr_lines,
+                            resume, session_store)
     events: asyncio.Queue = asyncio.Queue()
     done = object()
     started = time.monotonic()
