@@ -273,3 +273,76 @@ def stop_session(settings: Settings, actor_id: str, session_id: str, runtime_arn
             return False
         raise InvocationError(f"Could not stop the session: {exc}") from exc
     return True
+
+
+class CommandResult:
+    """What a command run inside a runtime session printed, and how it ended."""
+
+    def __init__(self, command: str, stdout: str, stderr: str, exit_code: int | None, status: str | None,
+                 runtime_session_id: str, seconds: float):
+        self.command = command
+        self.stdout = stdout
+        self.stderr = stderr
+        self.exit_code = exit_code
+        self.status = status
+        self.runtime_session_id = runtime_session_id
+        self.seconds = seconds
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.status == "COMPLETED"
+
+    def __repr__(self) -> str:
+        parts = [f"$ {self.command}", self.stdout.rstrip("\n")]
+        if self.stderr.strip():
+            parts.append("[stderr]\n" + self.stderr.rstrip("\n"))
+        parts.append(f"[exit code {self.exit_code}, {self.status}, {self.seconds:.1f}s]")
+        return "\n".join(p for p in parts if p)
+
+
+def run_command(settings: Settings, actor_id: str, session_id: str, command: str, *, timeout: int | None = None,
+                runtime_arn: str | None = None) -> CommandResult:
+    """Run a shell command inside the session's microVM (InvokeAgentRuntimeCommand); its output and exit code.
+
+    The session must be running (invoke the agent in it first): a command never starts a microVM.
+    Not retried automatically, as a command may change the session's files.
+    """
+    if runtime_arn is None:
+        from . import runtime
+
+        runtime_arn = runtime.runtime_arn(settings)
+    rsid = runtime_session_id(actor_id, session_id)
+    body = {"command": command, **({"timeout": int(timeout)} if timeout is not None else {})}
+    started = time.monotonic()
+    try:
+        answer = _data_client(settings).invoke_agent_runtime_command(
+            agentRuntimeArn=runtime_arn, runtimeSessionId=rsid, body=body)
+    except ClientError as exc:
+        code = aws_error_code(exc)
+        hint = ("The session has no running microVM: invoke the agent in it first (invoke.invoke), then run "
+                "the command." if code == "ResourceNotFoundException" else
+                "Check the command and the timeout (1 to 3600 seconds).")
+        raise InvocationError(f"InvokeAgentRuntimeCommand failed for runtime session {rsid} ({code}): "
+                              f"{exc.response.get('Error', {}).get('Message', exc)}", hint=hint) from exc
+    stdout, stderr, exit_code, status = [], [], None, None
+    try:
+        for event in answer["stream"]:
+            chunk = event.get("chunk") or {}
+            delta = chunk.get("contentDelta")
+            if delta:
+                stdout.append(delta.get("stdout") or "")
+                stderr.append(delta.get("stderr") or "")
+            stop = chunk.get("contentStop")
+            if stop:
+                exit_code, status = stop.get("exitCode"), stop.get("status")
+    except ClientError as exc:  # an error event inside the stream (botocore's EventStreamError)
+        raise InvocationError(f"The command failed in runtime session {rsid}: {exc}",
+                              hint="It is not retried; run it again if it is safe to.") from exc
+    except (ReadTimeoutError, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise InvocationError(f"The connection to runtime session {rsid} broke while the command ran: {exc}",
+                              hint="It is not retried; run it again if it is safe to.") from exc
+    if status is None:
+        raise InvocationError(f"The command's output in runtime session {rsid} ended without its exit code.",
+                              hint="The session may have stopped meanwhile; see the runtime's logs (notebook 08).")
+    return CommandResult(command, "".join(stdout), "".join(stderr), exit_code, status, rsid,
+                         time.monotonic() - started)
