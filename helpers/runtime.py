@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import asdict, dataclass
 
 from botocore.exceptions import ClientError
@@ -19,6 +20,8 @@ from .errors import AgentRuntimeError, aws_error_code
 # The agent's settings (container/agent/settings.py reads them); the runtime passes them in.
 AGENT_RUN_TIMEOUT_SECONDS = 600
 SETTLED = {"READY", "CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED"}
+# AgentCore's MountPath (botocore's shape): a directory right under /mnt.
+SESSION_STORAGE_PATH = re.compile(r"/mnt/[a-zA-Z0-9._-]+/?")
 
 
 @dataclass
@@ -113,8 +116,13 @@ def wait_for_runtime_ready(settings: Settings, runtime_id: str, *, timeout: floa
 
 def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str | None = None,
                           bucket: str | None = None, environment: dict | None = None, timeout: float = 900.0,
-                          progress: bool = True) -> RuntimeDeployment:
-    """Create the runtime, or update it to this image and environment; wait until READY. Safe to repeat."""
+                          progress: bool = True, session_storage: str | None = None) -> RuntimeDeployment:
+    """Create the runtime, or update it to this image and environment; wait until READY. Safe to repeat.
+
+    `session_storage="/mnt/workspace"` turns on AgentCore's managed session storage (a preview feature):
+    each session gets a directory there that outlives its microVM, and the agent keeps its workspace and
+    Claude Code's state on it (SESSION_STORAGE_PATH tells it where). S3 keeps the files people download.
+    """
     if role_arn is None or bucket is None:
         from . import stack
 
@@ -122,6 +130,11 @@ def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str |
         role_arn = role_arn or outputs["ExecutionRoleArn"]
         bucket = bucket or outputs["BucketName"]
     env = {**agent_environment(settings, bucket), **(environment or {})}
+    if session_storage is not None:
+        if not isinstance(session_storage, str) or not SESSION_STORAGE_PATH.fullmatch(session_storage):
+            raise AgentRuntimeError(f"session_storage={session_storage!r} is not a mount path AgentCore accepts.",
+                                    hint="Give a directory right under /mnt, e.g. session_storage='/mnt/workspace'.")
+        env["SESSION_STORAGE_PATH"] = session_storage
     request = {
         "agentRuntimeArtifact": {"containerConfiguration": {"containerUri": image_uri}},
         "roleArn": role_arn,
@@ -130,6 +143,9 @@ def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str |
         "environmentVariables": env,
         "description": "Claude Code agent with AgentCore Memory (workshop)",
     }
+    if session_storage is not None:
+        # botocore 1.44.8's FilesystemConfiguration union; devguide: runtime-filesystem-configurations.
+        request["filesystemConfigurations"] = [{"sessionStorage": {"mountPath": session_storage}}]
     control = _control(settings)
     current = find_runtime(settings)
     try:
@@ -168,7 +184,8 @@ def _same(current: dict, request: dict) -> bool:
     uri = ((current.get("agentRuntimeArtifact") or {}).get("containerConfiguration") or {}).get("containerUri")
     return (uri == request["agentRuntimeArtifact"]["containerConfiguration"]["containerUri"]
             and current.get("roleArn") == request["roleArn"]
-            and (current.get("environmentVariables") or {}) == request["environmentVariables"])
+            and (current.get("environmentVariables") or {}) == request["environmentVariables"]
+            and (current.get("filesystemConfigurations") or []) == request.get("filesystemConfigurations", []))
 
 
 def write_deployment(settings: Settings, deployment: RuntimeDeployment) -> None:
@@ -209,6 +226,8 @@ def runtime_info_df(settings: Settings):
         ("network", (info.get("networkConfiguration") or {}).get("networkMode")),
         ("idle session timeout (s)", lifecycle.get("idleRuntimeSessionTimeout")),
         ("max session lifetime (s)", lifecycle.get("maxLifetime")),
+        ("session storage", ", ".join(fs["sessionStorage"]["mountPath"] for fs in
+                                      info.get("filesystemConfigurations") or [] if "sessionStorage" in fs) or "off"),
         ("created", info.get("createdAt")),
         ("last updated", info.get("lastUpdatedAt")),
         ("log group", f"/aws/bedrock-agentcore/runtimes/{info['agentRuntimeId']}-DEFAULT"),

@@ -115,3 +115,18 @@ def test_stop_session_ends_the_agent_and_the_next_call_starts_afresh(deployed):
     assert invoke.stop_session(deployed, "alice", session) is True
     assert invoke.invoke(deployed, "two", "alice", session, progress=False)["metadata"]["num_turns"] == 1
     assert invoke.stop_session(deployed, "nobody", session) is False
+
+
+def test_run_command_returns_stdout_stderr_and_exit_code_of_a_command_in_the_session(deployed):
+    session = f"s-{uuid.uuid4().hex[:6]}"
+    invoke.invoke(deployed, "one", "alice", session, progress=False)
+    result = invoke.run_command(deployed, "alice", session, "echo in-the-session; echo oops >&2; exit 2")
+    assert (result.stdout, result.stderr, result.exit_code, result.status) == \
+        ("in-the-session\n", "oops\n", 2, "COMPLETED")
+    assert not result.ok and "[exit code 2, COMPLETED" in repr(result) and "$ echo in-the-session" in repr(result)
+
+
+def test_run_command_in_a_session_without_a_microvm_says_to_invoke_first(deployed):
+    with pytest.raises(InvocationError, match="ResourceNotFoundException") as err:
+        invoke.run_command(deployed, "nobody", f"s-{uuid.uuid4().hex[:6]}", "ls")
+    assert "invoke the agent in it first" in err.value.hint
