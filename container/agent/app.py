@@ -152,7 +152,7 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
                                           inv.allowed_tools, inv.max_turns, context.render(), outcome,
                                           resume=plan.resume, session_store=plan.store):
                 yield event
-            warnings += outcome.warnings
+            warnings += outcome.warnings + (plan.store.warnings if plan.store else [])
             await asyncio.to_thread(conversation.remember, outcome.claude_session_id, warnings)
 
             uploaded = []

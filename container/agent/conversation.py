@@ -36,6 +36,8 @@ class OneProject:
     def __init__(self, store: S3SessionStore, local_copy: Path | None = None):
         self.store = store
         self.local_copy = local_copy
+        self.materialized = False  # the SDK resumed from the store (not from Claude Code's own file)
+        self.warnings: list[str] = []
 
     @staticmethod
     def _pin(key: dict) -> dict:
@@ -54,12 +56,26 @@ class OneProject:
 
     async def append(self, key: dict, entries: list) -> None:
         await self.store.append(self._pin(key), entries)
-        if key.get("subpath") is None:
+        if key.get("subpath") is None and self.materialized:
             self._write_local(entries, "a")
 
     async def load(self, key: dict):
-        entries = await self.store.load(self._pin(key))
-        if entries is not None and key.get("subpath") is None:
+        main = key.get("subpath") is None
+        on_disk = main and self.local_copy is not None and self.local_copy.exists()
+        try:
+            entries = await self.store.load(self._pin(key))
+        except Exception as exc:  # boto3 raises several types; all mean the store could not answer
+            if not on_disk:
+                raise
+            # Claude Code's own file is still here (session storage, or the same microVM): resume from it.
+            self.warnings.append(f"could not read the transcript from S3 ({exc}); continuing from the copy on "
+                                 f"session storage ({self.local_copy})")
+            return None
+        if entries is None and on_disk:
+            self.warnings.append("the transcript is missing from S3; continuing from the copy on disk "
+                                 f"({self.local_copy}) and mirroring from here on")
+        if entries is not None and main:
+            self.materialized = True
             self._write_local(entries, "w")
         return entries
 

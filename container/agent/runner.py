@@ -22,6 +22,7 @@ from claude_agent_sdk import (AssistantMessage, ClaudeAgentOptions, ResultMessag
 from .settings import AgentSettings
 
 log = logging.getLogger("agent.runner")
+MEMORY_PREFACE = "What AgentCore Memory remembers about this user and session follows; use it when it is relevant."
 _TARGET_KEYS = ("file_path", "notebook_path", "command", "pattern", "path", "url", "query", "description")
 
 
@@ -66,9 +67,7 @@ def build_options(settings: AgentSettings, cwd: Path, permission_mode: str, allo
                   session_store=None) -> ClaudeAgentOptions:
     system_prompt = {"type": "preset", "preset": "claude_code"}
     if memory_context:
-        system_prompt["append"] = (
-            "What AgentCore Memory remembers about this user and session follows; use it when it is "
-            "relevant.\n" + memory_context)
+        system_prompt["append"] = MEMORY_PREFACE + "\n" + memory_context
     return ClaudeAgentOptions(
         cwd=str(cwd),
         model=settings.model,
@@ -94,6 +93,12 @@ async def run_claude(settings: AgentSettings, cwd: Path, prompt: str, permission
                      outcome: RunOutcome, resume: str | None = None, session_store=None) -> AsyncIterator[dict]:
     """Yield progress events while Claude Code runs; fill `outcome` as it finishes or times out."""
     stderr_lines: collections.deque = collections.deque(maxlen=40)
+    if resume and memory_context:
+        # A resumed conversation keeps the system prompt it started with (Claude Code ignores a new
+        # --append-system-prompt on --resume, as measured here), so this turn's memory travels with the
+        # prompt, marked as context rather than as the user's words.
+        prompt = (f"<system-reminder>\n{MEMORY_PREFACE}\n{memory_context}\n</system-reminder>\n\n{prompt}")
+        memory_context = ""
     options = build_options(settings, cwd, permission_mode, allowed_tools, max_turns, memory_context, stderr_lines,
                             resume, session_store)
     events: asyncio.Queue = asyncio.Queue()

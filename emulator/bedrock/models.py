@@ -213,7 +213,8 @@ class StandInModel:
     def _plain(self, words: str, system: str, messages: list) -> str:
         # Memory context may arrive in the system prompt or in any earlier message.
         haystack = system + "\n" + "\n".join(_text_of(m.get("content")) for m in messages)
-        memory = MEMORY_TAG.search(haystack)
+        # The newest wins: a resumed conversation carries its first turn's context too.
+        memory = ([m for m in MEMORY_TAG.finditer(haystack) if m.group(1).strip()] or [None])[-1]
         said = words if len(words) <= 300 else words[:300] + " ..."
         text = f"[{MODEL_ID}] I am a deterministic stand-in model and cannot reason. You said: \"{said}\"."
         if _BEFORE.search(words):

@@ -291,6 +291,8 @@ def test_a_fresh_process_continues_the_sessions_claude_conversation_from_s3(make
     # Quoted from the transcript Claude Code resumed, not from memory's summary of it.
     assert f'Earlier in this conversation you asked (quoted from the messages I received):\n1. "{HELLO}"' \
         in again["result"]
+    # Claude Code keeps a resumed conversation's first system prompt, so this turn's memory came with the prompt.
+    assert meta["memory_context"]["turns"] >= 2 and "Memory context I was given:" in again["result"]
     # Claude Code's transcript is kept where it would have written it, for a look inside the session.
     transcripts = list((tmp_path / "second-vm" / "home" / ".claude" / "projects").glob(f"*/{claude_id}.jsonl"))
     assert transcripts and HELLO in transcripts[0].read_text()

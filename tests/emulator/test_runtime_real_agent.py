@@ -1,11 +1,15 @@
 """The real agent (container/) on the emulator's runtime: files and memory carry over a session, not across actors."""
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
 
+from tests.conftest import EmulatorProcess
+
 from helpers import config, image, invoke, memory, runtime
+from helpers.errors import InvocationError
 from helpers.image import CONTAINER_DIR
 from tests.emulator.fixtures.runtime import ROLE_ARN
 
@@ -42,9 +46,68 @@ def _scenario(settings) -> None:
     restored = [e for e in second.events if e["type"] == "files_restored"]
     assert restored and any(str(f).endswith("hello.py") for f in restored[0]["files"]), second.events
     assert second["metadata"]["memory_context"]["turns"] >= 2  # the first turn, prompt and answer
+    # The fresh microVM continued the first call's Claude conversation, rebuilt from S3.
+    assert second["metadata"]["resumed_from"] == first["metadata"]["claude_session_id"]
     assert "hello.py" in second["result"]
 
     other = invoke.invoke(settings, "What files are in the workspace?", "bob", "project-1", progress=False)
     assert not [e for e in other.events if e["type"] == "files_restored"]
     assert other["metadata"]["memory_context"]["turns"] == 0
     assert "hello.py" not in other["result"]
+
+
+HELLO = "Create a file hello.py that prints hello world"
+RECALL = "What did I ask you before?"
+
+
+@pytest.mark.slow
+def test_the_conversation_resumes_after_stop_the_idle_reaper_and_an_emulator_restart(tmp_path, monkeypatch):
+    state = tmp_path / "emulator"
+    emu = EmulatorProcess(state, env={"EMULATOR_IDLE_TIMEOUT": "2", "EMULATOR_EXTRACTION_DELAY": "0.3"}).start()
+    monkeypatch.setenv("WORKSHOP_TARGET", "local")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint)
+    monkeypatch.setenv("WORKSHOP_STATE_DIR", str(tmp_path / "workshop"))
+    tag = uuid.uuid4().hex[:8]
+    settings = config.load(runtime_name=f"resume_{tag}", memory_name=f"Resume_{tag}",
+                           memory_id_parameter=f"/resume/{tag}/memory-id")
+    bucket = f"resume-{tag}"
+    try:
+        emu.client("s3").create_bucket(Bucket=bucket)
+        repo = emu.client("ecr").create_repository(repositoryName=f"resume-{tag}")["repository"]["repositoryUri"]
+        memory.get_or_create_memory(settings, progress=False)
+        built = image.build_and_push(settings, "local", context_dir=CONTAINER_DIR, repository_uri=repo, bucket=bucket)
+        runtime.get_or_create_runtime(settings, built.image_uri, role_arn=ROLE_ARN, bucket=bucket, progress=False,
+                                      session_storage="/mnt/workspace")
+        first = invoke.invoke(settings, HELLO, "erin", "resume-1", progress=False)
+        claude_id = first["metadata"]["claude_session_id"]
+        assert first["success"] and claude_id and first["metadata"]["resumed"] is False
+        assert first["metadata"]["session_storage"]  # the agent found the mount
+
+        def continues(label: str):
+            out = invoke.invoke(settings, RECALL, "erin", "resume-1", progress=False)
+            meta = out["metadata"]
+            assert (meta["resumed_from"], meta["claude_session_id"]) == (claude_id, claude_id), label
+            assert f'1. "{HELLO}"' in out["result"], label
+            return out
+
+        assert invoke.stop_session(settings, "erin", "resume-1")
+        continues("after StopRuntimeSession")
+
+        # Idle for longer than the idle timeout: the reaper reclaims the microVM.
+        time.sleep(5)
+        with pytest.raises(InvocationError, match="ResourceNotFoundException"):
+            invoke.run_command(settings, "erin", "resume-1", "true")
+        continues("after the idle reaper")
+    finally:
+        emu.stop()
+
+    emu = EmulatorProcess(state, port=emu.port, env={"EMULATOR_IDLE_TIMEOUT": "2"}).start()
+    try:
+        continues("after an emulator restart")
+        listing = invoke.run_command(settings, "erin", "resume-1",
+                                     'ls "$SESSION_STORAGE_PATH/workspaces/erin/resume-1"; '
+                                     'ls "$SESSION_STORAGE_PATH"/claude/projects/*/')
+        assert listing.ok and "hello.py" in listing.stdout and f"{claude_id}.jsonl" in listing.stdout
+    finally:
+        runtime.delete_runtime(settings, progress=False)
+        emu.stop()
