@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shlex
 import time
 from typing import Callable, Iterator
 
@@ -139,8 +140,9 @@ def events_df(output: AgentOutput):
     return pd.DataFrame(rows, columns=["event", "what"])
 
 
-def continuity(output: AgentOutput) -> dict:
-    """What this invocation started from and left: files restored, memory it was given, files uploaded."""
+def continuity(output: AgentOutput, after: AgentOutput | None = None) -> dict:
+    """What this invocation started from and left: files restored, memory it was given, files uploaded,
+    and the Claude conversation it continued (with `after`, whether that is the one `after` ran in)."""
     restored = [f for e in output.events if e.get("type") == "files_restored" for f in e.get("files") or []]
     meta = output.get("metadata") or {}
     context = meta.get("memory_context") or {}
@@ -153,6 +155,11 @@ def continuity(output: AgentOutput) -> dict:
         "preferences": context.get("preferences", 0),
         "summaries": context.get("summaries", 0),
         "files_uploaded": [f.get("file_name") for f in meta.get("uploaded_files") or []],
+        "claude_session_id": meta.get("claude_session_id"),
+        "resumed_from": meta.get("resumed_from"),
+        **({"same_claude_conversation": bool(meta.get("resumed_from"))
+            and meta.get("resumed_from") == (after.get("metadata") or {}).get("claude_session_id")}
+           if after is not None else {}),
     }
 
 
@@ -346,3 +353,30 @@ def run_command(settings: Settings, actor_id: str, session_id: str, command: str
                               hint="The session may have stopped meanwhile; see the runtime's logs (notebook 08).")
     return CommandResult(command, "".join(stdout), "".join(stderr), exit_code, status, rsid,
                          time.monotonic() - started)
+
+
+def session_files_command(actor_id: str, session_id: str) -> str:
+    """A shell command that lists the session's workspace and Claude Code's transcripts inside the microVM.
+
+    It finds them where the agent keeps them: on session storage when SESSION_STORAGE_PATH is mounted,
+    else under WORKSPACE_ROOT and Claude Code's config directory (container/agent/settings.py).
+    """
+    for name, value in (("actor_id", actor_id), ("session_id", session_id)):
+        if not isinstance(value, str) or not value.strip() or "/" in value or value in (".", ".."):
+            raise InvocationError(f"{name} {value!r} cannot name a workspace folder.",
+                                  hint="Use the same actor and session ids as for invoke().")
+    sub = f"{shlex.quote(actor_id)}/{shlex.quote(session_id)}"
+    return (
+        'if [ -n "$SESSION_STORAGE_PATH" ] && [ -w "$SESSION_STORAGE_PATH" ]; then '
+        'ws="$SESSION_STORAGE_PATH/workspaces"; conf="$SESSION_STORAGE_PATH/claude"; '
+        'else ws="${WORKSPACE_ROOT:-/tmp/agent-workspaces}"; conf="${CLAUDE_CONFIG_DIR:-$HOME/.claude}"; fi; '
+        f'echo "== workspace $ws/{sub}"; ls -la "$ws"/{sub}; '
+        'echo "== Claude Code transcripts in $conf/projects"; '
+        'find "$conf/projects" -name "*.jsonl" -exec ls -la {} + 2>/dev/null || echo "(none)"'
+    )
+
+
+def session_files(settings: Settings, actor_id: str, session_id: str, *, runtime_arn: str | None = None) -> CommandResult:
+    """What is inside the session's microVM now: its workspace and Claude Code's transcript files."""
+    return run_command(settings, actor_id, session_id, session_files_command(actor_id, session_id),
+                       runtime_arn=runtime_arn, timeout=60)

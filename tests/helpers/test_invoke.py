@@ -130,3 +130,16 @@ def test_run_command_in_a_session_without_a_microvm_says_to_invoke_first(deploye
     with pytest.raises(InvocationError, match="ResourceNotFoundException") as err:
         invoke.run_command(deployed, "nobody", f"s-{uuid.uuid4().hex[:6]}", "ls")
     assert "invoke the agent in it first" in err.value.hint
+
+
+def test_session_files_lists_the_workspace_and_claude_codes_transcripts_inside_the_session(deployed):
+    session = f"s-{uuid.uuid4().hex[:6]}"
+    invoke.invoke(deployed, "write alice/" + session + "/notes.txt", "alice", session, progress=False)
+    listing = invoke.session_files(deployed, "alice", session)
+    assert listing.ok and "notes.txt" in listing.stdout and "== Claude Code transcripts" in listing.stdout
+
+
+@pytest.mark.parametrize("actor", ["a/b", "..", ""])
+def test_session_files_refuses_ids_that_cannot_name_a_folder(actor):
+    with pytest.raises(InvocationError):
+        invoke.session_files_command(actor, "s1")
