@@ -300,7 +300,8 @@ class CommandResult:
         return self.exit_code == 0 and self.status == "COMPLETED"
 
     def __repr__(self) -> str:
-        parts = [f"$ {self.command}", self.stdout.rstrip("\n")]
+        shown = self.command if len(self.command) <= 120 else self.command[:117] + "..."
+        parts = [f"$ {shown}", self.stdout.rstrip("\n")]
         if self.stderr.strip():
             parts.append("[stderr]\n" + self.stderr.rstrip("\n"))
         parts.append(f"[exit code {self.exit_code}, {self.status}, {self.seconds:.1f}s]")
