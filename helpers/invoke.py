@@ -327,9 +327,12 @@ def run_command(settings: Settings, actor_id: str, session_id: str, command: str
             agentRuntimeArn=runtime_arn, runtimeSessionId=rsid, body=body)
     except ClientError as exc:
         code = aws_error_code(exc)
-        hint = ("The session has no running microVM: invoke the agent in it first (invoke.invoke), then run "
-                "the command." if code == "ResourceNotFoundException" else
-                "Check the command and the timeout (1 to 3600 seconds).")
+        hints = {
+            "ResourceNotFoundException": "The session has no running microVM: invoke the agent in it first "
+                                         "(invoke.invoke), then run the command.",
+            "AccessDeniedException": "Your credentials need bedrock-agentcore:InvokeAgentRuntimeCommand on the runtime.",
+        }
+        hint = hints.get(code, "Check the command and the timeout (1 to 3600 seconds).")
         raise InvocationError(f"InvokeAgentRuntimeCommand failed for runtime session {rsid} ({code}): "
                               f"{exc.response.get('Error', {}).get('Message', exc)}", hint=hint) from exc
     stdout, stderr, exit_code, status = [], [], None, None
