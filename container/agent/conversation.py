@@ -140,13 +140,25 @@ class Conversation:
         if resume:
             plan.resume = resume
             local_copy = self.config_dir / "projects" / project_key_for_directory(str(cwd)) / f"{resume}.jsonl"
+        on_disk = local_copy is not None and local_copy.exists()
         if self.bucket and self.s3 is not None:
-            plan.store = OneProject(S3SessionStore(self.s3, self.bucket, f"{self.prefix}transcripts/"),
-                                    local_copy=local_copy)
+            store = S3SessionStore(self.s3, self.bucket, f"{self.prefix}transcripts/")
+            plan.store = OneProject(store, local_copy=local_copy)
             plan.transcript_url = f"s3://{self.bucket}/{self.prefix}transcripts/{PROJECT_KEY}/"
+            if resume and not on_disk:
+                # Claude Code refuses to resume a conversation it cannot find: check before asking it to.
+                try:
+                    found = store.exists({"project_key": PROJECT_KEY, "session_id": resume})
+                except Exception as exc:  # botocore raises several types; all mean S3 could not say
+                    found = False
+                    plan.warnings.append(f"could not look for the transcript in S3 ({exc})")
+                if not found:
+                    plan.warnings.append(f"the transcript of Claude conversation {resume} is neither in "
+                                         f"{plan.transcript_url} nor on disk: starting a new conversation")
+                    plan.resume = None
         elif resume:
             # No bucket: only a transcript still on this disk (session storage, or the same microVM) resumes.
-            if not (self.config_dir / "projects" / project_key_for_directory(str(cwd)) / f"{resume}.jsonl").exists():
+            if not on_disk:
                 plan.warnings.append("no OUTPUT_BUCKET_NAME and no local transcript: starting a new Claude conversation")
                 plan.resume = None
         return plan

@@ -139,6 +139,12 @@ class S3SessionStore:
         base = len(self._session_prefix(key) + "sub/")
         return [unquote(p[base:].rstrip("/")) for p in prefixes]
 
+    def exists(self, key: dict) -> bool:
+        """Whether anything was ever appended under `key` (one listing request)."""
+        self.calls += 1
+        page = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=self._key_prefix(key), MaxKeys=1)
+        return bool(page.get("Contents"))
+
     # -- the SessionStore protocol ---------------------------------------------------------------
     async def append(self, key: dict, entries: list) -> None:
         await asyncio.to_thread(self._append, key, list(entries))

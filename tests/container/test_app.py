@@ -299,3 +299,18 @@ def test_a_fresh_process_continues_the_sessions_claude_conversation_from_s3(make
 
     other = invoke(agent2, prompt="What did I ask you before?", actor_id="dave", session_id="project-resume")
     assert other["metadata"]["resumed"] is False and other["metadata"]["claude_session_id"] != claude_id
+
+
+@pytest.mark.slow
+def test_a_conversation_whose_transcript_is_gone_starts_afresh_and_says_so(make_agent, emulator, agent_resources,
+                                                                           tmp_path):
+    agent = make_agent()
+    first = invoke(agent, prompt="hello", actor_id="gina", session_id="lost-transcript")
+    s3, bucket = emulator.client("s3"), agent_resources["bucket"]
+    for obj in s3.list_objects_v2(Bucket=bucket, Prefix="sessions/gina/lost-transcript/.claude/transcripts/")["Contents"]:
+        s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    agent2 = make_agent(WORKSPACE_ROOT=str(tmp_path / "vm2" / "workspaces"), HOME=str(tmp_path / "vm2" / "home"))
+    again = invoke(agent2, prompt="hello again", actor_id="gina", session_id="lost-transcript")
+    assert again["success"] and again["metadata"]["resumed"] is False
+    assert again["metadata"]["claude_session_id"] != first["metadata"]["claude_session_id"]
+    assert any("starting a new conversation" in w for w in again["warnings"])
