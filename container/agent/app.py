@@ -154,6 +154,7 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
                 yield event
             warnings += outcome.warnings + (plan.store.warnings if plan.store else [])
             await asyncio.to_thread(conversation.remember, outcome.claude_session_id, warnings)
+            await asyncio.to_thread(conversation.compact, plan, outcome.claude_session_id, warnings)
 
             uploaded = []
             try:

@@ -163,6 +163,15 @@ class Conversation:
                 plan.resume = None
         return plan
 
+    def compact(self, plan: Plan, claude_session_id: str | None, warnings: list[str]) -> None:
+        """Fold the transcript's many small parts into one, so the next resume reads few objects."""
+        if plan.store is None or not claude_session_id:
+            return
+        try:
+            plan.store.store.compact({"project_key": PROJECT_KEY, "session_id": claude_session_id})
+        except Exception as exc:  # botocore raises several types; the parts stay as they were, still loadable
+            warnings.append(f"could not compact the transcript in {plan.transcript_url}: {exc}")
+
     def remember(self, claude_session_id: str | None, warnings: list[str]) -> None:
         """Record the conversation's id after a run, for the next invocation."""
         if not claude_session_id:

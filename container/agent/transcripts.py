@@ -139,6 +139,31 @@ class S3SessionStore:
         base = len(self._session_prefix(key) + "sub/")
         return [unquote(p[base:].rstrip("/")) for p in prefixes]
 
+    def compact(self, key: dict, min_parts: int = 20) -> int:
+        """Fold a key's parts into one once there are `min_parts` or more; how many parts were folded.
+
+        Resuming reads every part, so a long conversation of one part per turn costs one GET per turn.
+        The folded object sorts right after the newest part it replaces (`~` sorts after `.`) and so
+        before anything appended later; it is written before the parts are deleted, and a part that
+        outlives a failed delete is harmless: load() drops the entries whose uuid it has already seen.
+        Only safe while one process writes the key, as AgentCore gives a session one microVM at a time.
+        """
+        objects, _ = self._list(self._key_prefix(key))
+        parts = sorted(o["Key"] for o in objects if o["Key"].endswith(".jsonl"))
+        if len(parts) < min_parts:
+            return 0
+        with ThreadPoolExecutor(min(_GET_WORKERS, len(parts))) as pool:
+            bodies = list(pool.map(self._get, parts))
+        body = b"".join(b if b.endswith(b"\n") or not b else b + b"\n" for b in bodies)
+        self.calls += 1
+        self.s3.put_object(Bucket=self.bucket, Key=parts[-1][:-len(".jsonl")] + "~c.jsonl", Body=body,
+                           ContentType="application/x-ndjson")
+        for start in range(0, len(parts), 1000):
+            self.calls += 1
+            self.s3.delete_objects(Bucket=self.bucket, Delete={
+                "Objects": [{"Key": k} for k in parts[start:start + 1000]], "Quiet": True})
+        return len(parts)
+
     def exists(self, key: dict) -> bool:
         """Whether anything was ever appended under `key` (one listing request)."""
         self.calls += 1

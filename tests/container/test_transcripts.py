@@ -68,3 +68,22 @@ def test_many_appends_load_in_order(emulator):
     assert [e["n"] for e in asyncio.run(go())] == list(range(30))
     listed = asyncio.run(store.list_sessions("p"))
     assert [s["session_id"] for s in listed] == ["s"] and json.loads(json.dumps(listed)) == listed
+
+
+def test_compacting_folds_many_parts_into_one_that_loads_the_same_and_keeps_later_appends_after(emulator):
+    s3, bucket = _bucket(emulator)
+    store = S3SessionStore(s3, bucket, "t/")
+    key = {"project_key": "p", "session_id": "s"}
+
+    async def go():
+        for n in range(25):
+            await store.append(key, [{"type": "x", "uuid": str(n), "n": n}])
+        before = await store.load(key)
+        folded = store.compact(key, min_parts=20)
+        await store.append(key, [{"type": "x", "uuid": "late", "n": 99}])
+        return before, folded, await store.load(key)
+
+    before, folded, after = asyncio.run(go())
+    assert folded == 25 and after == before + [{"type": "x", "uuid": "late", "n": 99}]
+    assert len(s3.list_objects_v2(Bucket=bucket, Prefix="t/p/s/main/")["Contents"]) == 2
+    assert store.compact(key, min_parts=20) == 0  # two parts: nothing to fold
