@@ -5,7 +5,9 @@ directory (each microVM starts from a clean image filesystem), starts the agent 
 uvicorn, waits for `/ping`, and forwards `/invocations`. The process is reused while the session
 lives and is stopped when it has been idle for the idle timeout (never while `/ping` answers
 HealthyBusy), when its maximum lifetime is reached, when StopRuntimeSession asks, or when the
-emulator shuts down. Its output is shipped to CloudWatch Logs as on AWS.
+emulator shuts down. Its output is shipped to CloudWatch Logs as on AWS. A runtime with session
+storage gets a per-session directory that outlives its processes (SessionStorage), and
+InvokeAgentRuntimeCommand runs commands beside a live agent, in its environment (CommandStream).
 """
 from __future__ import annotations
 
