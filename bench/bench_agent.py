@@ -110,7 +110,7 @@ def main() -> None:
 
 
         async def change_one_file(settings, cwd, prompt, permission_mode, allowed_tools, max_turns,
-                                  memory_context, outcome: RunOutcome):
+                                  memory_context, outcome: RunOutcome, **_conversation):
             # Stands in for Claude Code's run, which this benchmark leaves out: edit one file.
             target = Path(cwd) / "src" / "file_000.txt"
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import threading
+import shlex
 import time
 from typing import Callable, Iterator
 
@@ -154,8 +155,9 @@ def events_df(output: AgentOutput):
     return pd.DataFrame(rows, columns=["event", "what"])
 
 
-def continuity(output: AgentOutput) -> dict:
-    """What this invocation started from and left: files restored, memory it was given, files uploaded."""
+def continuity(output: AgentOutput, after: AgentOutput | None = None) -> dict:
+    """What this invocation started from and left: files restored, memory it was given, files uploaded,
+    and the Claude conversation it continued (with `after`, whether that is the one `after` ran in)."""
     restored = [f for e in output.events if e.get("type") == "files_restored" for f in e.get("files") or []]
     meta = output.get("metadata") or {}
     context = meta.get("memory_context") or {}
@@ -168,6 +170,11 @@ def continuity(output: AgentOutput) -> dict:
         "preferences": context.get("preferences", 0),
         "summaries": context.get("summaries", 0),
         "files_uploaded": [f.get("file_name") for f in meta.get("uploaded_files") or []],
+        "claude_session_id": meta.get("claude_session_id"),
+        "resumed_from": meta.get("resumed_from"),
+        **({"same_claude_conversation": bool(meta.get("resumed_from"))
+            and meta.get("resumed_from") == (after.get("metadata") or {}).get("claude_session_id")}
+           if after is not None else {}),
     }
 
 
@@ -378,3 +385,113 @@ def _stop(client, runtime_arn: str, rsid: str) -> bool:
             return False
         raise InvocationError(f"Could not stop runtime session {rsid}: {exc}") from exc
     return True
+
+
+class CommandResult:
+    """What a command run inside a runtime session printed, and how it ended."""
+
+    def __init__(self, command: str, stdout: str, stderr: str, exit_code: int | None, status: str | None,
+                 runtime_session_id: str, seconds: float):
+        self.command = command
+        self.stdout = stdout
+        self.stderr = stderr
+        self.exit_code = exit_code
+        self.status = status
+        self.runtime_session_id = runtime_session_id
+        self.seconds = seconds
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.status == "COMPLETED"
+
+    def __repr__(self) -> str:
+        shown = self.command if len(self.command) <= 120 else self.command[:117] + "..."
+        parts = [f"$ {shown}", self.stdout.rstrip("\n")]
+        if self.stderr.strip():
+            parts.append("[stderr]\n" + self.stderr.rstrip("\n"))
+        parts.append(f"[exit code {self.exit_code}, {self.status}, {self.seconds:.1f}s]")
+        return "\n".join(p for p in parts if p)
+
+
+def run_command(settings: Settings, actor_id: str, session_id: str, command: str, *, timeout: int | None = None,
+                runtime_arn: str | None = None) -> CommandResult:
+    """Run a shell command inside the session's microVM (InvokeAgentRuntimeCommand); its output and exit code.
+
+    The session must be running (invoke the agent in it first): a command never starts a microVM.
+    Not retried automatically, as a command may change the session's files.
+    """
+    if runtime_arn is None:
+        from . import runtime
+
+        runtime_arn = runtime.runtime_arn(settings)
+    rsid = runtime_session_id(actor_id, session_id)
+    body = {"command": command, **({"timeout": int(timeout)} if timeout is not None else {})}
+    started = time.monotonic()
+    try:
+        answer = _data_client(settings).invoke_agent_runtime_command(
+            agentRuntimeArn=runtime_arn, runtimeSessionId=rsid, body=body)
+    except ClientError as exc:
+        code = aws_error_code(exc)
+        hints = {
+            "ResourceNotFoundException": "The session has no running microVM: invoke the agent in it first "
+                                         "(invoke.invoke), then run the command.",
+            "AccessDeniedException": "Your credentials need bedrock-agentcore:InvokeAgentRuntimeCommand on the runtime.",
+            # A command never starts a microVM, so one that meets a session being torn down has nothing to
+            # wait for: the session is ending.
+            "RetryableConflictException": "The session is being stopped: invoke the agent in it again "
+                                          "(a fresh microVM), then run the command.",
+            "ValidationException": "Check the command and the timeout (1 to 3600 seconds); a runtime that does "
+                                   "not require MMDSv2 refuses commands too (run 04_create_runtime again).",
+        }
+        hint = hints.get(code, "Check the command and the timeout (1 to 3600 seconds).")
+        raise InvocationError(f"InvokeAgentRuntimeCommand failed for runtime session {rsid} ({code}): "
+                              f"{exc.response.get('Error', {}).get('Message', exc)}", hint=hint) from exc
+    stdout, stderr, exit_code, status = [], [], None, None
+    try:
+        for event in answer["stream"]:
+            chunk = event.get("chunk") or {}
+            delta = chunk.get("contentDelta")
+            if delta:
+                stdout.append(delta.get("stdout") or "")
+                stderr.append(delta.get("stderr") or "")
+            stop = chunk.get("contentStop")
+            if stop:
+                exit_code, status = stop.get("exitCode"), stop.get("status")
+    except ClientError as exc:  # an error event inside the stream (botocore's EventStreamError)
+        raise InvocationError(f"The command failed in runtime session {rsid}: {exc}",
+                              hint="It is not retried; run it again if it is safe to.") from exc
+    except (ReadTimeoutError, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise InvocationError(f"The connection to runtime session {rsid} broke while the command ran: {exc}",
+                              hint="It is not retried; run it again if it is safe to.") from exc
+    if status is None:
+        raise InvocationError(f"The command's output in runtime session {rsid} ended without its exit code.",
+                              hint="The session may have stopped meanwhile; see the runtime's logs (notebook 08).")
+    return CommandResult(command, "".join(stdout), "".join(stderr), exit_code, status, rsid,
+                         time.monotonic() - started)
+
+
+def session_files_command(actor_id: str, session_id: str) -> str:
+    """A shell command that lists the session's workspace and Claude Code's transcripts inside the microVM.
+
+    It finds them where the agent keeps them: on session storage when SESSION_STORAGE_PATH is mounted,
+    else under WORKSPACE_ROOT and Claude Code's config directory (container/agent/settings.py).
+    """
+    for name, value in (("actor_id", actor_id), ("session_id", session_id)):
+        if not isinstance(value, str) or not value.strip() or "/" in value or value in (".", ".."):
+            raise InvocationError(f"{name} {value!r} cannot name a workspace folder.",
+                                  hint="Use the same actor and session ids as for invoke().")
+    sub = f"{shlex.quote(actor_id)}/{shlex.quote(session_id)}"
+    return (
+        'if [ -n "$SESSION_STORAGE_PATH" ] && [ -w "$SESSION_STORAGE_PATH" ]; then '
+        'ws="$SESSION_STORAGE_PATH/workspaces"; conf="$SESSION_STORAGE_PATH/claude"; '
+        'else ws="${WORKSPACE_ROOT:-/tmp/agent-workspaces}"; conf="${CLAUDE_CONFIG_DIR:-$HOME/.claude}"; fi; '
+        f'echo "== workspace $ws/{sub}"; ls -la "$ws"/{sub}; '
+        'echo "== Claude Code transcripts in $conf/projects"; '
+        'find "$conf/projects" -name "*.jsonl" -exec ls -la {} + 2>/dev/null || echo "(none)"'
+    )
+
+
+def session_files(settings: Settings, actor_id: str, session_id: str, *, runtime_arn: str | None = None) -> CommandResult:
+    """What is inside the session's microVM now: its workspace and Claude Code's transcript files."""
+    return run_command(settings, actor_id, session_id, session_files_command(actor_id, session_id),
+                       runtime_arn=runtime_arn, timeout=60)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import asdict, dataclass
 
 from botocore.exceptions import ClientError
@@ -30,6 +31,8 @@ LIFECYCLE_RANGE = (60, 28800)
 # troubleshoot-runtime-mmdsv2-validation). CreateAgentRuntime cannot set it (botocore 1.44.8 has no
 # metadataConfiguration there), so a created runtime is updated at once to set it.
 METADATA_CONFIGURATION = {"requireMMDSV2": True}
+# AgentCore's MountPath (botocore's shape): a directory right under /mnt.
+SESSION_STORAGE_PATH = re.compile(r"/mnt/[a-zA-Z0-9._-]+/?")
 
 
 @dataclass
@@ -156,10 +159,14 @@ def lifecycle_configuration(idle_timeout: int = IDLE_SESSION_TIMEOUT,
 def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str | None = None,
                           bucket: str | None = None, environment: dict | None = None,
                           idle_timeout: int = IDLE_SESSION_TIMEOUT, max_lifetime: int = MAX_SESSION_LIFETIME,
-                          timeout: float = 900.0, progress: bool = True) -> RuntimeDeployment:
+                          timeout: float = 900.0, progress: bool = True,
+                          session_storage: str | None = None) -> RuntimeDeployment:
     """Create the runtime, or update it to this image, environment and lifecycle; wait until READY. Safe to repeat.
 
     Every runtime it creates or updates requires MMDSv2, without which AgentCore refuses invocations.
+    `session_storage="/mnt/workspace"` turns on AgentCore's managed session storage (a preview feature):
+    each session gets a directory there that outlives its microVM, and the agent keeps its workspace and
+    Claude Code's state on it (SESSION_STORAGE_PATH tells it where). S3 keeps the files people download.
     """
     lifecycle = lifecycle_configuration(idle_timeout, max_lifetime)
     if role_arn is None or bucket is None:
@@ -169,6 +176,11 @@ def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str |
         role_arn = role_arn or outputs["ExecutionRoleArn"]
         bucket = bucket or outputs["BucketName"]
     env = {**agent_environment(settings, bucket), **(environment or {})}
+    if session_storage is not None:
+        if not isinstance(session_storage, str) or not SESSION_STORAGE_PATH.fullmatch(session_storage):
+            raise AgentRuntimeError(f"session_storage={session_storage!r} is not a mount path AgentCore accepts.",
+                                    hint="Give a directory right under /mnt, e.g. session_storage='/mnt/workspace'.")
+        env["SESSION_STORAGE_PATH"] = session_storage
     request = {
         "agentRuntimeArtifact": {"containerConfiguration": {"containerUri": image_uri}},
         "roleArn": role_arn,
@@ -178,6 +190,9 @@ def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str |
         "lifecycleConfiguration": lifecycle,
         "description": "Claude Code agent with AgentCore Memory (workshop)",
     }
+    if session_storage is not None:
+        # botocore 1.44.8's FilesystemConfiguration union; devguide: runtime-filesystem-configurations.
+        request["filesystemConfigurations"] = [{"sessionStorage": {"mountPath": session_storage}}]
     control = _control(settings)
     current = find_runtime(settings)
     previous = None
@@ -226,7 +241,8 @@ def _same(current: dict, request: dict) -> bool:
             and current.get("roleArn") == request["roleArn"]
             and (current.get("environmentVariables") or {}) == request["environmentVariables"]
             and (current.get("metadataConfiguration") or {}).get("requireMMDSV2") is True
-            and all(lifecycle.get(k) == v for k, v in request["lifecycleConfiguration"].items()))
+            and all(lifecycle.get(k) == v for k, v in request["lifecycleConfiguration"].items())
+            and (current.get("filesystemConfigurations") or []) == request.get("filesystemConfigurations", []))
 
 
 def write_deployment(settings: Settings, deployment: RuntimeDeployment) -> None:
@@ -268,6 +284,8 @@ def runtime_info_df(settings: Settings):
         ("requires MMDSv2", (info.get("metadataConfiguration") or {}).get("requireMMDSV2") is True),
         ("idle session timeout (s)", lifecycle.get("idleRuntimeSessionTimeout")),
         ("max session lifetime (s)", lifecycle.get("maxLifetime")),
+        ("session storage", ", ".join(fs["sessionStorage"]["mountPath"] for fs in
+                                      info.get("filesystemConfigurations") or [] if "sessionStorage" in fs) or "off"),
         ("created", info.get("createdAt")),
         ("last updated", info.get("lastUpdatedAt")),
         ("log group", f"/aws/bedrock-agentcore/runtimes/{info['agentRuntimeId']}-DEFAULT"),

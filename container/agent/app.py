@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from . import denials
+from .conversation import Conversation
 from .memory import Memory
 from .request import BadRequest, parse
 from .runner import ClaudeFailed, RunOutcome, run_claude
@@ -72,6 +73,7 @@ def _now() -> str:
 
 def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
     settings = settings or AgentSettings.from_env()
+    settings, storage_problem = settings.with_session_storage()
     # (s3, ssm, bedrock-agentcore[, bedrock-agentcore-control]); without the control client
     # summaries are found by namespace alone.
     s3, ssm, agentcore, *control = clients if clients is not None else _clients(settings)
@@ -118,6 +120,8 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
                                   s3, settings.region)
             if not settings.output_bucket:
                 warnings.append("OUTPUT_BUCKET_NAME is not set: files stay in the local workspace only")
+            if storage_problem:
+                warnings.append(storage_problem)
             key = (inv.actor_id, inv.session_id)
             try:
                 if key not in restored or settings.workspace_restore == "always":
@@ -141,14 +145,25 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
                 yield {"type": "memory", "turns": len(context.turns), "facts": len(context.facts),
                        "preferences": len(context.preferences), "summaries": len(context.summaries)}
 
+            conversation = Conversation(inv.actor_id, inv.session_id, settings.workspace_root, settings.output_bucket,
+                                        s3, workspace.session_prefix, settings.claude_state_dir())
+            plan = await asyncio.to_thread(conversation.plan, workspace.path)
+            warnings += plan.warnings
+            if plan.resume:
+                yield {"type": "status", "message": f"continuing Claude conversation {plan.resume}",
+                       "claude_session_id": plan.resume}
+
             outcome = RunOutcome()
             async for event in run_claude(settings, workspace.path, inv.prompt, inv.permission_mode,
-                                          inv.allowed_tools, inv.max_turns, context.render(), outcome):
+                                          inv.allowed_tools, inv.max_turns, context.render(), outcome,
+                                          resume=plan.resume, session_store=plan.store):
                 yield event
-            warnings += outcome.warnings
+            warnings += outcome.warnings + (plan.store.warnings if plan.store else [])
             if outcome.is_error and denials.parse(outcome.result):
                 # Claude Code's model call was refused (e.g. bedrock:InvokeModelWithResponseStream).
                 warnings.append(denials.explain("calling the model through Bedrock", outcome.result))
+            await asyncio.to_thread(conversation.remember, outcome.claude_session_id, warnings)
+            await asyncio.to_thread(conversation.compact, plan, outcome.claude_session_id, warnings)
 
             uploaded = []
             try:
@@ -193,6 +208,12 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
                 "claude_session_id": outcome.claude_session_id,
                 # Calls the execution role was refused, each with the action to grant (also in warnings).
                 "access_denied": denials.find_all(warnings),
+                # Whether this run continued the session's earlier Claude conversation, and which.
+                "resumed": plan.resume is not None,
+                "resumed_from": plan.resume,
+                "transcript_store": plan.transcript_url,
+                "session_storage": str(settings.session_storage) if settings.session_storage and
+                not storage_problem else None,
             },
             "warnings": warnings,
         }

@@ -22,6 +22,7 @@ from claude_agent_sdk import (AssistantMessage, ClaudeAgentOptions, ResultMessag
 from .settings import AgentSettings
 
 log = logging.getLogger("agent.runner")
+MEMORY_PREFACE = "What AgentCore Memory remembers about this user and session follows; use it when it is relevant."
 _TARGET_KEYS = ("file_path", "notebook_path", "command", "pattern", "path", "url", "query", "description")
 
 
@@ -62,12 +63,11 @@ def tool_target(tool_input: dict, cwd: Path | None = None) -> str:
 
 
 def build_options(settings: AgentSettings, cwd: Path, permission_mode: str, allowed_tools: tuple[str, ...],
-                  max_turns: int, memory_context: str, stderr_lines: collections.deque) -> ClaudeAgentOptions:
+                  max_turns: int, memory_context: str, stderr_lines: collections.deque, resume: str | None = None,
+                  session_store=None) -> ClaudeAgentOptions:
     system_prompt = {"type": "preset", "preset": "claude_code"}
     if memory_context:
-        system_prompt["append"] = (
-            "What AgentCore Memory remembers about this user and session follows; use it when it is "
-            "relevant.\n" + memory_context)
+        system_prompt["append"] = MEMORY_PREFACE + "\n" + memory_context
     return ClaudeAgentOptions(
         cwd=str(cwd),
         model=settings.model,
@@ -81,15 +81,26 @@ def build_options(settings: AgentSettings, cwd: Path, permission_mode: str, allo
         # No user or project settings files: the run is defined by this request alone.
         setting_sources=[],
         stderr=stderr_lines.append,
+        # The conversation continues where the session's last run left it; with a store, the SDK
+        # rebuilds the transcript from it first, so a fresh microVM continues too.
+        resume=resume,
+        session_store=session_store,
     )
 
 
 async def run_claude(settings: AgentSettings, cwd: Path, prompt: str, permission_mode: str,
                      allowed_tools: tuple[str, ...], max_turns: int, memory_context: str,
-                     outcome: RunOutcome) -> AsyncIterator[dict]:
+                     outcome: RunOutcome, resume: str | None = None, session_store=None) -> AsyncIterator[dict]:
     """Yield progress events while Claude Code runs; fill `outcome` as it finishes or times out."""
     stderr_lines: collections.deque = collections.deque(maxlen=40)
-    options = build_options(settings, cwd, permission_mode, allowed_tools, max_turns, memory_context, stderr_lines)
+    if resume and memory_context:
+        # A resumed conversation keeps the system prompt it started with (Claude Code ignores a new
+        # --append-system-prompt on --resume, as measured here), so this turn's memory travels with the
+        # prompt, marked as context rather than as the user's words.
+        prompt = (f"<system-reminder>\n{MEMORY_PREFACE}\n{memory_context}\n</system-reminder>\n\n{prompt}")
+        memory_context = ""
+    options = build_options(settings, cwd, permission_mode, allowed_tools, max_turns, memory_context, stderr_lines,
+                            resume, session_store)
     events: asyncio.Queue = asyncio.Queue()
     done = object()
     started = time.monotonic()

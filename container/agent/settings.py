@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 # Claude Code's own tool names (not another agent's): what `allowed_tools` may name.
@@ -78,6 +78,11 @@ class AgentSettings:
     workspace_restore: str = "once"
     # Seconds of silence after which the event stream sends a comment line.
     sse_keepalive: float = 15.0
+    # AgentCore's managed session storage (preview), where the runtime mounts it: the workspace and
+    # Claude Code's own state then live there and survive the microVM; S3 stays the fallback.
+    session_storage: Path | None = None
+    # Where Claude Code keeps its state (CLAUDE_CONFIG_DIR); None: its default, ~/.claude.
+    claude_config_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "AgentSettings":
@@ -101,7 +106,24 @@ class AgentSettings:
             cli_path=env.get("CLAUDE_CLI_PATH") or None,
             sse_keepalive=_float(env, "SSE_KEEPALIVE_SECONDS", 15.0),
             workspace_restore=_choice(env, "WORKSPACE_RESTORE", ("once", "always"), "once"),
+            # The runtime's sessionStorage mountPath (helpers.runtime sets both); AgentCore checks its pattern.
+            session_storage=Path(env["SESSION_STORAGE_PATH"]) if env.get("SESSION_STORAGE_PATH") else None,
+            claude_config_dir=Path(env["CLAUDE_CONFIG_DIR"]) if env.get("CLAUDE_CONFIG_DIR") else None,
         )
+
+    def with_session_storage(self) -> tuple["AgentSettings", str | None]:
+        """These settings with the workspace and Claude Code's state on session storage, when it is mounted.
+
+        The second value says why session storage is not used although it was asked for (None otherwise).
+        """
+        if self.session_storage is None:
+            return self, None
+        mount = self.session_storage
+        if not mount.is_dir() or not os.access(mount, os.W_OK | os.X_OK):
+            return self, (f"SESSION_STORAGE_PATH={mount} is not a writable mount (session storage is a preview "
+                          "feature, not offered in every region, and needs filesystemConfigurations on the "
+                          "runtime): the workspace is kept in S3 only")
+        return replace(self, workspace_root=mount / "workspaces", claude_config_dir=mount / "claude"), None
 
     def claude_env(self) -> dict[str, str]:
         """What Claude Code needs beyond the inherited environment (Bedrock mode and limits)."""
@@ -114,7 +136,11 @@ class AgentSettings:
             # No telemetry, update checks or other calls home: the agent may have no internet.
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "DISABLE_AUTOUPDATER": "1",
+            **({"CLAUDE_CONFIG_DIR": str(self.claude_config_dir)} if self.claude_config_dir else {}),
         }
+
+    def claude_state_dir(self) -> Path:
+        return self.claude_config_dir or Path.home() / ".claude"
 
     def boto_config(self):
         from botocore.config import Config

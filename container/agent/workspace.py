@@ -129,7 +129,12 @@ class Workspace:
                     # A "folder" marker (the S3 console's Create folder): no file to restore. Skipping
                     # it silently keeps restore free of warnings, so the session counts as restored.
                     continue
-                objects[obj["Key"][len(self.session_prefix):]] = obj
+                rel = obj["Key"][len(self.session_prefix):]
+                if rel.split("/", 1)[0] in SKIP_DIRS:
+                    # Not the user's files: e.g. .claude/ holds Claude Code's transcript (agent/conversation.py),
+                    # which the SDK reads itself; a workspace never uploads such folders either.
+                    continue
+                objects[rel] = obj
         local = self.files()
         wanted = []
         for rel, obj in objects.items():

@@ -6,6 +6,8 @@ answers with one of four moves, so the real Claude Code CLI, its tools, memory a
   - asked what is in the workspace   -> a `Bash` call (`ls`), or `Read` of a named file;
   - given tool results               -> a short closing text quoting them;
   - anything else                    -> a short text that quotes the memory context it was given.
+Asked what came before ("what did I ask you before?"), it also quotes the earlier user requests of
+the conversation it received in this very request, so a resumed conversation is plain to see.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ _LIST = re.compile(
     re.IGNORECASE,
 )
 _READ = re.compile(r"\b(read|show|cat|open|print the contents of|what does)\b", re.IGNORECASE)
+_BEFORE = re.compile(r"\b(what did i (?:ask|say|tell)|(?:asked|said) (?:you )?(?:before|earlier)|before\?|"
+                     r"earlier (?:request|question)s?|previous(?:ly)? (?:request|question|ask))", re.IGNORECASE)
 _PRINTS = re.compile(r"prints?\s+[\"']?([^\"'\n]+?)[\"']?\s*(?:$|[.;,!]|\band\b)", re.IGNORECASE)
 
 
@@ -127,7 +131,10 @@ class StandInModel:
         content = last.get("content")
         results = _tool_results(content) if last.get("role") == "user" else []
         if results:
-            blocks = [ContentBlock("text", text=self._closing(messages, results))]
+            text = self._closing(messages, results)
+            if _BEFORE.search(self._current_request(messages)):
+                text += "\n" + self._before(messages)
+            blocks = [ContentBlock("text", text=text)]
             return self._reply(blocks, "end_turn", prompt_size)
         words = _user_request(content)
         tool = self._tool_for(words, tools, system)
@@ -160,6 +167,28 @@ class StandInModel:
             return "Read", {"file_path": path}, f"Reading {name}."
         return None
 
+    @staticmethod
+    def _requests(messages: list) -> list[str]:
+        """The user's own requests in this conversation, oldest first (tool results are not requests)."""
+        found = []
+        for message in messages:
+            if message.get("role") == "user" and not _tool_results(message.get("content")):
+                words = _user_request(message.get("content"))
+                if words:
+                    found.append(words)
+        return found
+
+    def _current_request(self, messages: list) -> str:
+        requests = self._requests(messages)
+        return requests[-1] if requests else ""
+
+    def _before(self, messages: list) -> str:
+        earlier = self._requests(messages)[:-1]
+        if not earlier:
+            return "Earlier in this conversation: nothing; this request is the first I received."
+        quoted = "\n".join(f"{n}. \"{r if len(r) <= 200 else r[:200] + ' ...'}\"" for n, r in enumerate(earlier, 1))
+        return f"Earlier in this conversation you asked (quoted from the messages I received):\n{quoted}"
+
     def _closing(self, messages: list, results: list[dict]) -> str:
         calls = {}
         for message in messages:
@@ -184,9 +213,12 @@ class StandInModel:
     def _plain(self, words: str, system: str, messages: list) -> str:
         # Memory context may arrive in the system prompt or in any earlier message.
         haystack = system + "\n" + "\n".join(_text_of(m.get("content")) for m in messages)
-        memory = MEMORY_TAG.search(haystack)
+        # The newest wins: a resumed conversation carries its first turn's context too.
+        memory = ([m for m in MEMORY_TAG.finditer(haystack) if m.group(1).strip()] or [None])[-1]
         said = words if len(words) <= 300 else words[:300] + " ..."
         text = f"[{MODEL_ID}] I am a deterministic stand-in model and cannot reason. You said: \"{said}\"."
+        if _BEFORE.search(words):
+            text += "\n" + self._before(messages)
         if memory and memory.group(1).strip():
             text += f"\nMemory context I was given:\n{memory.group(1).strip()}"
         else:

@@ -173,6 +173,15 @@ class RestJsonService:
             elif name == payload_name:
                 if member.type_name in ("blob", "string"):
                     params[name] = body if member.type_name == "blob" else body.decode("utf-8")
+                elif member.type_name == "structure" and body:
+                    # A structure payload is the whole JSON body (e.g. InvokeAgentRuntimeCommand's `body`).
+                    try:
+                        doc = json.loads(body)
+                    except ValueError:
+                        raise ValidationException("The request body is not valid JSON.") from None
+                    if not isinstance(doc, dict):
+                        raise ValidationException("The request body must be a JSON object.")
+                    params[name] = _from_json(member, doc)
             else:
                 body_members[name] = member
         if body_members and body:

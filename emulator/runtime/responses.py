@@ -1,4 +1,5 @@
-"""AgentCore Runtime: control plane handlers (bedrock-agentcore-control) and InvokeAgentRuntime/StopRuntimeSession.
+"""AgentCore Runtime: control plane handlers (bedrock-agentcore-control) and the session calls (InvokeAgentRuntime,
+InvokeAgentRuntimeCommand, StopRuntimeSession).
 
 Handlers take botocore-parsed parameters and return dicts keyed by the output shape's members
 (see emulator/core/restjson.py); state and rules live in models.py, processes in supervisor.py.
@@ -15,9 +16,11 @@ from .exceptions import (ResourceNotFoundException, RetryableConflictException, 
                          runtime_not_found)
 from .images import ImageStore
 from .models import RuntimeStore, endpoint_view, summary_view, version_view
-from .supervisor import (CUSTOM_HEADER_PREFIX, SESSION_HEADER, USER_HEADER, Launch, LogShipper, Supervisor,
-                         forward)
+from ..bedrock.eventstream import CONTENT_TYPE as EVENTSTREAM_CONTENT_TYPE
+from .supervisor import (CUSTOM_HEADER_PREFIX, SESSION_HEADER, USER_HEADER, CommandStream, Launch, LogShipper,
+                         Supervisor, forward)
 
+COMMAND_TIMEOUT_DEFAULT = 300
 _ARN = re.compile(r"^arn:aws[a-z-]*:bedrock-agentcore:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
                   r"runtime/(?P<id>[a-zA-Z][a-zA-Z0-9_]{0,47}-[a-zA-Z0-9]{10})$")
 
@@ -181,6 +184,8 @@ class RuntimeService:
             role_arn=spec.get("roleArn") or "",
             idle_timeout=min(self.settings.idle_timeout, float(lifecycle.get("idleRuntimeSessionTimeout", 900))),
             max_lifetime=float(lifecycle.get("maxLifetime", 28800)),
+            session_storage=tuple(fs["sessionStorage"]["mountPath"] for fs in spec.get("filesystemConfigurations") or []
+                                  if "sessionStorage" in fs),
         )
         proc = self.supervisor.acquire(launch)
         headers = {"Content-Type": params.get("contentType") or "application/json",
@@ -200,6 +205,33 @@ class RuntimeService:
         status, content_type, chunks = forward(proc, params.get("payload") or b"", headers, on_done)
         return StreamingResult(chunks, content_type=content_type, status=status,
                                headers={SESSION_HEADER: session_id})
+
+    def invoke_agent_runtime_command(self, params: dict, ctx: RequestContext) -> StreamingResult:
+        doc, _version = self.runtime_for_session_call(params["agentRuntimeArn"], params.get("qualifier"), ctx)
+        session_id = params["runtimeSessionId"]
+        body = params["body"]
+        # The API reference: timeout in seconds, default 300, from 1 to 3600.
+        timeout = body.get("timeout", COMMAND_TIMEOUT_DEFAULT)
+        if not 1 <= timeout <= 3600:
+            raise ValidationException(f"timeout {timeout} is out of range: give 1 to 3600 seconds (default 300).")
+        proc = self.supervisor.attach(doc["id"], session_id)
+        if proc is None:
+            # A command runs inside a running session's microVM (devguide: runtime-execute-command).
+            raise ResourceNotFoundException(
+                f"Runtime session {session_id} of {doc['id']} is not running. Invoke the agent in this session "
+                "first (InvokeAgentRuntime starts its microVM), then run the command.")
+        released = {"done": False}
+
+        def on_done() -> None:
+            if not released["done"]:
+                released["done"] = True
+                self.supervisor.release(proc)
+
+        try:
+            chunks = CommandStream(proc, body["command"], float(timeout), on_done)
+        except OSError as exc:
+            raise RuntimeClientError(f"The command could not start in runtime session {session_id}: {exc}") from exc
+        return StreamingResult(chunks, content_type=EVENTSTREAM_CONTENT_TYPE, headers={SESSION_HEADER: session_id})
 
     def stop_runtime_session(self, params: dict, ctx: RequestContext) -> dict:
         doc = self._runtime_for(params["agentRuntimeArn"], ctx)
@@ -225,6 +257,7 @@ def create_backend(settings: Settings) -> Backend:
         "ListAgentRuntimeEndpoints": service.list_agent_runtime_endpoints,
         "InvokeAgentRuntime": service.invoke_agent_runtime,
         "StopRuntimeSession": service.stop_runtime_session,
+        "InvokeAgentRuntimeCommand": service.invoke_agent_runtime_command,
     })
     backend.on_close(service.close)
     backend.service = service  # for in-process tests and tools that want the supervisor

@@ -11,7 +11,9 @@ A session keeps the runtime version it started with until it ends, as on AWS: "e
 is created with the code assets deployed at the time of session creation" (devguide,
 runtime-troubleshooting, "My code changes aren't reflected in existing sessions"). A session stopped
 by StopRuntimeSession is "terminating" for a short while, and calls to it then are refused with
-RetryableConflictException, as AWS refuses calls that reach a session being torn down.
+RetryableConflictException, as AWS refuses calls that reach a session being torn down. A runtime with session
+storage gets a per-session directory that outlives its processes (SessionStorage), and
+InvokeAgentRuntimeCommand runs commands beside a live agent, in its environment (CommandStream).
 """
 from __future__ import annotations
 
@@ -90,6 +92,8 @@ class Launch:
     idle_timeout: float
     max_lifetime: float
     role_arn: str = ""  # the runtime's execution role, whose credentials the agent gets
+    # The runtime's sessionStorage mount paths (filesystemConfigurations); see SessionStorage.
+    session_storage: tuple[str, ...] = ()
 
 
 @dataclass(eq=False)  # identity: one object per process, kept in sets
@@ -109,6 +113,9 @@ class AgentProcess:
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=40))
     last_ping: float = 0.0
     credentials_token: str | None = None  # the agent's key to its role credentials (forgotten when it stops)
+    # The microVM's environment and working directory, where InvokeAgentRuntimeCommand runs its commands.
+    env: dict = field(default_factory=dict)
+    cwd: Path | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -199,6 +206,66 @@ class LogShipper:
         self.flush()
 
 
+# AgentCore deletes session storage that has not been used for 14 days (devguide: runtime-persistent-filesystems).
+STORAGE_IDLE_EXPIRY = 14 * 24 * 3600
+
+
+class SessionStorage:
+    """AgentCore Runtime's managed session storage (preview), as the devguide describes it.
+
+    Rules (devguide: runtime-persistent-filesystems, runtime-filesystem-configurations): a session's
+    storage is empty at its first call; it is kept across StopRuntimeSession and idle reclaiming (a new
+    microVM of the session finds it as it was left); other sessions never see it; it is reset when the
+    session next starts on another version of the runtime, and after 14 days unused.
+
+    A process here cannot mount anything at /mnt, so each mount is a directory of its own,
+    `<state>/runtime/session-storage/<runtime id>/<session>/<mount name>`, and the agent is told where:
+    environment variables of the runtime whose value is the mount path (or under it) are pointed at
+    that directory. The README's table of differences says so.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def _dirs(self, launch: Launch) -> tuple[Path, Path]:
+        base = self.root / launch.runtime_id / _dir_name(launch.session_id)
+        return base, base.with_name(base.name + ".json")
+
+    def mount(self, launch: Launch) -> dict[str, Path]:
+        """{mount path: local directory} for a new microVM of this session, reset where the rules say."""
+        base, marker = self._dirs(launch)
+        try:
+            state = json.loads(marker.read_text())
+        except (FileNotFoundError, ValueError):
+            state = None
+        stale = state is None or state.get("version") != launch.version or \
+            time.time() - float(state.get("last_used", 0)) > STORAGE_IDLE_EXPIRY
+        if stale and base.exists():
+            shutil.rmtree(base)
+        mounts = {}
+        for path in launch.session_storage:
+            local = base / path.rstrip("/").rsplit("/", 1)[-1]
+            local.mkdir(parents=True, exist_ok=True)
+            mounts[path.rstrip("/")] = local
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"version": launch.version, "last_used": time.time(),
+                                      "session_id": launch.session_id}))
+        return mounts
+
+    def forget_runtime(self, runtime_id: str) -> None:
+        shutil.rmtree(self.root / runtime_id, ignore_errors=True)
+
+
+def _mapped(environment: dict[str, str], mounts: dict[str, Path]) -> dict[str, str]:
+    """The runtime's variables that name a mount path (or a path under it), pointed at its local directory."""
+    out = {}
+    for name, value in environment.items():
+        for mount, local in mounts.items():
+            if value.rstrip("/") == mount or value.startswith(mount + "/"):
+                out[name] = str(local) + value.rstrip("/")[len(mount):]
+    return out
+
+
 class Supervisor:
     """The live agent processes, by (runtime id, session id)."""
 
@@ -208,6 +275,7 @@ class Supervisor:
         # Each stopped session's agent.log is kept here once its directory is removed.
         self.logs = settings.state_dir / "runtime" / "logs"
         self.shipper = shipper
+        self.storage = SessionStorage(settings.state_dir / "runtime" / "session-storage")
         # The registry: the process that serves a session's next call. Only changed under _lock, and a
         # process is handed out (in_flight += 1) only while it is registered, under the same lock.
         self._procs: dict[tuple[str, str], AgentProcess] = {}
@@ -286,6 +354,21 @@ class Supervisor:
                 if entry[1] == 0 and self._start_locks.get(key) is entry:
                     del self._start_locks[key]
 
+    def attach(self, runtime_id: str, session_id: str) -> AgentProcess | None:
+        """The session's running agent, counted busy until release(); None when the session has none.
+
+        Unlike acquire() it never starts one: a command runs in an existing microVM only. A session being
+        torn down answers RetryableConflictException, as acquire() does.
+        """
+        self.check_not_terminating(runtime_id, session_id)
+        with self._lock:
+            proc = self._procs.get((runtime_id, session_id))
+            if proc is None or proc.broken or not proc.alive():
+                return None
+            proc.in_flight += 1
+            proc.last_activity = time.monotonic()
+            return proc
+
     def release(self, proc: AgentProcess, broken: bool = False) -> None:
         with self._lock:
             proc.in_flight -= 1
@@ -318,6 +401,7 @@ class Supervisor:
             procs = [p for key, p in self._procs.items() if key[0] == runtime_id]
             procs += [p for p in self._draining if p.launch.runtime_id == runtime_id]
         self._stop_all(procs, "its runtime was deleted", wait=False)
+        self.storage.forget_runtime(runtime_id)
 
     def _stop_in_background(self, proc: AgentProcess, reason: str) -> None:
         threading.Thread(target=self._stop, args=(proc, reason), daemon=True).start()
@@ -394,12 +478,15 @@ class Supervisor:
             raise
         for sub in ("home", "tmp"):
             (session_dir / sub).mkdir(parents=True, exist_ok=True)
+        mounts = self.storage.mount(launch) if launch.session_storage else {}
         port = _free_port()
         env = self._environment(launch, port, session_dir)
+        env.update(_mapped(launch.environment, mounts))
         cmd = [sys.executable, "-m", "uvicorn", launch.app, "--host", "127.0.0.1", "--port", str(port)]
         popen = subprocess.Popen(cmd, cwd=app_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, start_new_session=True)
-        proc = AgentProcess(launch, port, popen, session_dir, credentials_token=env["AWS_CONTAINER_AUTHORIZATION_TOKEN"])
+        proc = AgentProcess(launch, port, popen, session_dir, env=env, cwd=app_dir,
+                            credentials_token=env["AWS_CONTAINER_AUTHORIZATION_TOKEN"])
         proc.pump = threading.Thread(target=self._pump, args=(proc,), name=f"agent-log-{popen.pid}", daemon=True)
         proc.pump.start()
         log.info("started agent pid %s for session %s of %s on port %s", popen.pid, launch.session_id,
@@ -650,6 +737,95 @@ class _StreamedBody:
             self.finished = True
             self.conn.close()
             self.on_done(broken)
+
+
+class CommandStream:
+    """One InvokeAgentRuntimeCommand: a shell command in the session's microVM, streamed as AWS event-stream chunks.
+
+    The events are those of botocore's model (InvokeAgentRuntimeCommandStreamOutput): `contentStart`
+    first, `contentDelta` with stdout or stderr as the output comes, `contentStop` with the exit code
+    and COMPLETED or TIMED_OUT last. The command runs with the microVM's environment and in its
+    working directory (devguide: runtime-execute-command). `on_done` is called exactly once, at the end
+    or when the caller goes away (the command is then ended).
+    """
+
+    def __init__(self, proc: AgentProcess, command: str, timeout: float, on_done: Callable[[], None]):
+        self.on_done = on_done
+        self.finished = False
+        self.timed_out = False
+        self.started = False
+        self.queue: queue.Queue = queue.Queue()
+        try:
+            self.popen = subprocess.Popen(["/bin/sh", "-c", command], cwd=proc.cwd, env=proc.env,
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          start_new_session=True)
+        except OSError:
+            self._finish()
+            raise
+        self.open_streams = 2
+        for name, pipe in (("stdout", self.popen.stdout), ("stderr", self.popen.stderr)):
+            threading.Thread(target=self._read, args=(name, pipe), daemon=True).start()
+        self.timer = threading.Timer(timeout, self._time_out)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _read(self, name: str, pipe) -> None:
+        import codecs
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        fd = pipe.fileno()
+        while True:
+            data = os.read(fd, 65536)
+            text = decoder.decode(data, final=not data)
+            if text:
+                self.queue.put((name, text))
+            if not data:
+                break
+        pipe.close()
+        self.queue.put((None, name))
+
+    def _time_out(self) -> None:
+        if self.popen.poll() is None:
+            self.timed_out = True
+            _terminate_group(self.popen, grace=2.0)
+
+    def __iter__(self) -> "CommandStream":
+        return self
+
+    def __next__(self) -> bytes:
+        from ..bedrock.eventstream import frame
+
+        if self.finished:
+            raise StopIteration
+        headers = {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"}
+        if not self.started:
+            self.started = True
+            return frame(headers, b'{"contentStart": {}}')
+        while self.open_streams:
+            name, text = self.queue.get()
+            if name is None:
+                self.open_streams -= 1
+                continue
+            return frame(headers, json.dumps({"contentDelta": {name: text}}).encode())
+        code = self.popen.wait()
+        self.timer.cancel()
+        self._finish()
+        stop = {"exitCode": code if code >= 0 else 128 - code,
+                "status": "TIMED_OUT" if self.timed_out else "COMPLETED"}
+        return frame(headers, json.dumps({"contentStop": stop}).encode())
+
+    def close(self) -> None:
+        # The caller went away before the end: the command goes too (nothing would read its output).
+        if not self.finished:
+            self.timer.cancel()
+            if self.popen.poll() is None:
+                _terminate_group(self.popen, grace=2.0)
+            self._finish()
+
+    def _finish(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self.on_done()
 
 
 def _sse_error(message: str) -> bytes:

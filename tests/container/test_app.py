@@ -269,3 +269,48 @@ def test_progress_names_workspace_files_relative_to_the_workspace():
     assert tool_target({"file_path": "/home/agent/workspaces/alice/s1/src/app.py"}, workspace) == "src/app.py"
     assert tool_target({"file_path": "/etc/hosts"}, workspace) == "/etc/hosts"
     assert tool_target({"command": "ls -la"}, workspace) == "ls -la"
+
+
+@pytest.mark.slow
+def test_a_fresh_process_continues_the_sessions_claude_conversation_from_s3(make_agent, emulator, agent_resources,
+                                                                             tmp_path):
+    agent = make_agent()
+    first = invoke(agent, prompt=HELLO, actor_id="carol", session_id="project-resume")
+    assert first["metadata"]["resumed"] is False and first["metadata"]["resumed_from"] is None
+    claude_id = first["metadata"]["claude_session_id"]
+    assert claude_id
+
+    # A new microVM: another workspace root and another home, so nothing of the first is on disk.
+    agent2 = make_agent(WORKSPACE_ROOT=str(tmp_path / "second-vm" / "workspaces"),
+                        HOME=str(tmp_path / "second-vm" / "home"))
+    again = invoke(agent2, prompt="What did I ask you before?", actor_id="carol", session_id="project-resume")
+    meta = again["metadata"]
+    assert meta["resumed"] is True and meta["resumed_from"] == claude_id
+    assert meta["claude_session_id"] == claude_id  # the same Claude conversation, not a copy
+    assert meta["transcript_store"].startswith(f"s3://{agent_resources['bucket']}/sessions/carol/project-resume/.claude/")
+    # Quoted from the transcript Claude Code resumed, not from memory's summary of it.
+    assert f'Earlier in this conversation you asked (quoted from the messages I received):\n1. "{HELLO}"' \
+        in again["result"]
+    # Claude Code keeps a resumed conversation's first system prompt, so this turn's memory came with the prompt.
+    assert meta["memory_context"]["turns"] >= 2 and "Memory context I was given:" in again["result"]
+    # Claude Code's transcript is kept where it would have written it, for a look inside the session.
+    transcripts = list((tmp_path / "second-vm" / "home" / ".claude" / "projects").glob(f"*/{claude_id}.jsonl"))
+    assert transcripts and HELLO in transcripts[0].read_text()
+
+    other = invoke(agent2, prompt="What did I ask you before?", actor_id="dave", session_id="project-resume")
+    assert other["metadata"]["resumed"] is False and other["metadata"]["claude_session_id"] != claude_id
+
+
+@pytest.mark.slow
+def test_a_conversation_whose_transcript_is_gone_starts_afresh_and_says_so(make_agent, emulator, agent_resources,
+                                                                           tmp_path):
+    agent = make_agent()
+    first = invoke(agent, prompt="hello", actor_id="gina", session_id="lost-transcript")
+    s3, bucket = emulator.client("s3"), agent_resources["bucket"]
+    for obj in s3.list_objects_v2(Bucket=bucket, Prefix="sessions/gina/lost-transcript/.claude/transcripts/")["Contents"]:
+        s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    agent2 = make_agent(WORKSPACE_ROOT=str(tmp_path / "vm2" / "workspaces"), HOME=str(tmp_path / "vm2" / "home"))
+    again = invoke(agent2, prompt="hello again", actor_id="gina", session_id="lost-transcript")
+    assert again["success"] and again["metadata"]["resumed"] is False
+    assert again["metadata"]["claude_session_id"] != first["metadata"]["claude_session_id"]
+    assert any("starting a new conversation" in w for w in again["warnings"])

@@ -107,3 +107,14 @@ def test_folder_keys_made_by_the_s3_console_are_skipped_silently(tmp_path, emula
     assert report.warnings == []  # no warnings, so the agent marks the session restored
     assert report.restored == ["data/input.csv"]
     assert (w.path / "data" / "input.csv").read_text() == "a,b\n"
+
+
+def test_the_transcript_kept_under_the_session_prefix_is_not_restored_as_a_workspace_file(tmp_path, emulator, bucket):
+    s3 = emulator.client("s3")
+    s3.put_object(Bucket=bucket, Key="sessions/amy/s1/.claude/conversation.json", Body=b"{}")
+    s3.put_object(Bucket=bucket, Key="sessions/amy/s1/.claude/transcripts/workspace/x/main/1.jsonl", Body=b"{}\n")
+    s3.put_object(Bucket=bucket, Key="sessions/amy/s1/hello.py", Body=b"print(1)\n")
+    w = ws(tmp_path, emulator, bucket)
+    report = w.restore()
+    assert report.restored == ["hello.py"] and report.warnings == []
+    assert not (w.path / ".claude").exists()

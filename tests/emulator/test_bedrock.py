@@ -198,3 +198,40 @@ def test_other_model_ids_are_refused_as_bedrock_refuses_them(emulator, model_id)
             call(modelId=model_id, body=body("hello"))
         assert err.value.response["Error"]["Code"] == "ValidationException"
         assert err.value.response["Error"]["Message"].startswith("The provided model identifier is invalid.")
+
+
+def _text(request: dict) -> str:
+    return "".join(b.text for b in StandInModel().reply(request).blocks if b.kind == "text")
+
+
+def test_asked_what_came_before_the_stand_in_quotes_the_earlier_requests_it_received():
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "<system-reminder>x</system-reminder>"},
+                                     {"type": "text", "text": "Create a file hello.py that prints hello world"}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Write", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Done: wrote hello.py."}]},
+        {"role": "user", "content": "What did I ask you before?"},
+    ]
+    text = _text(json.loads(body(messages)))
+    assert '1. "Create a file hello.py that prints hello world"' in text
+    assert "cannot reason" in text  # it still says what it is
+    assert "What did I ask you before" not in text.split("Earlier in this conversation")[1]
+
+
+def test_asked_what_came_before_in_a_new_conversation_the_stand_in_says_there_was_nothing():
+    text = _text(json.loads(body("What did I ask you before?")))
+    assert "nothing; this request is the first I received" in text
+
+
+def test_asked_to_list_files_and_what_came_before_the_closing_text_names_the_earlier_request():
+    messages = [
+        {"role": "user", "content": "Create a file hello.py that prints hello world"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Done: wrote hello.py."}]},
+        {"role": "user", "content": "What files are in the workspace, and what did I ask you before?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t2", "name": "Bash",
+                                           "input": {"command": "ls -la"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t2", "content": "hello.py\n"}]},
+    ]
+    text = _text(json.loads(body(messages)))
+    assert "hello.py" in text and '1. "Create a file hello.py that prints hello world"' in text

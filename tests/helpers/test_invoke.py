@@ -202,3 +202,31 @@ def test_after_an_update_a_session_started_on_the_old_version_is_restarted_on_th
         assert any("started on version" in line and "runs the new version" in line for line in reply.progress)
     finally:
         runtime.delete_runtime(settings, progress=False)
+
+
+def test_run_command_returns_stdout_stderr_and_exit_code_of_a_command_in_the_session(deployed):
+    session = f"s-{uuid.uuid4().hex[:6]}"
+    invoke.invoke(deployed, "one", "alice", session, progress=False)
+    result = invoke.run_command(deployed, "alice", session, "echo in-the-session; echo oops >&2; exit 2")
+    assert (result.stdout, result.stderr, result.exit_code, result.status) == \
+        ("in-the-session\n", "oops\n", 2, "COMPLETED")
+    assert not result.ok and "[exit code 2, COMPLETED" in repr(result) and "$ echo in-the-session" in repr(result)
+
+
+def test_run_command_in_a_session_without_a_microvm_says_to_invoke_first(deployed):
+    with pytest.raises(InvocationError, match="ResourceNotFoundException") as err:
+        invoke.run_command(deployed, "nobody", f"s-{uuid.uuid4().hex[:6]}", "ls")
+    assert "invoke the agent in it first" in err.value.hint
+
+
+def test_session_files_lists_the_workspace_and_claude_codes_transcripts_inside_the_session(deployed):
+    session = f"s-{uuid.uuid4().hex[:6]}"
+    invoke.invoke(deployed, "write alice/" + session + "/notes.txt", "alice", session, progress=False)
+    listing = invoke.session_files(deployed, "alice", session)
+    assert listing.ok and "notes.txt" in listing.stdout and "== Claude Code transcripts" in listing.stdout
+
+
+@pytest.mark.parametrize("actor", ["a/b", "..", ""])
+def test_session_files_refuses_ids_that_cannot_name_a_folder(actor):
+    with pytest.raises(InvocationError):
+        invoke.session_files_command(actor, "s1")

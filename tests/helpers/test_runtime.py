@@ -126,3 +126,27 @@ def test_a_lifecycle_outside_awss_limits_is_refused_before_any_call(idle, life, 
     with pytest.raises(AgentRuntimeError) as err:
         runtime.lifecycle_configuration(idle, life)
     assert words in str(err.value)
+
+
+def test_session_storage_is_opt_in_and_sets_the_mount_and_tells_the_agent(target):
+    settings, bucket, repo_uri = target
+    uri = _build(settings, bucket, repo_uri).image_uri
+    plain = runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
+    assert "filesystemConfigurations" not in runtime.find_runtime(settings)
+    assert "SESSION_STORAGE_PATH" not in plain.environment
+    on = runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False,
+                                       session_storage="/mnt/workspace")
+    assert on.action == "updated" and on.environment["SESSION_STORAGE_PATH"] == "/mnt/workspace"
+    assert runtime.find_runtime(settings)["filesystemConfigurations"] == [
+        {"sessionStorage": {"mountPath": "/mnt/workspace"}}]
+    again = runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False,
+                                          session_storage="/mnt/workspace")
+    assert again.action == "unchanged"
+
+
+@pytest.mark.parametrize("path", ["/tmp/workspace", "/mnt/a/b", "workspace"])
+def test_a_session_storage_path_aws_would_refuse_is_an_error_before_any_call(local_env, path):
+    with pytest.raises(AgentRuntimeError, match="mount path") as err:
+        runtime.get_or_create_runtime(config.load(runtime_name="never_made"), "uri", role_arn=ROLE_ARN, bucket="b",
+                                      session_storage=path, progress=False)
+    assert "/mnt/workspace" in err.value.hint
