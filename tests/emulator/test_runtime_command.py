@@ -8,8 +8,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import EmulatorProcess
-from tests.emulator.test_runtime_invoke import _wait_dead
-from tests.emulator.fixtures.runtime import create_runtime, push_fake_image, wait_ready
+from tests.emulator.test_runtime_invoke import _after_termination, _wait_dead
+from tests.emulator.fixtures.runtime import create_runtime, push_fake_image, require_mmdsv2, wait_ready
 
 MOUNT = "/mnt/data"
 
@@ -21,7 +21,7 @@ def _sid() -> str:
 def _runtime(emu, **extra) -> dict:
     control = emu.client("bedrock-agentcore-control")
     made = create_runtime(control, f"cmd_{uuid.uuid4().hex[:8]}", push_fake_image(emu), **extra)
-    wait_ready(control, made["agentRuntimeId"])
+    require_mmdsv2(control, made["agentRuntimeId"])  # AgentCore serves session calls only then
     return made
 
 
@@ -120,7 +120,8 @@ def test_session_storage_starts_empty_survives_stop_and_is_invisible_to_other_se
     pid = _invoke(emulator, runtime, first)["metadata"]["pid"]
     assert emulator.client("bedrock-agentcore").stop_runtime_session(
         agentRuntimeArn=runtime["agentRuntimeArn"], runtimeSessionId=first)
-    assert _invoke(emulator, runtime, first)["metadata"]["pid"] != pid  # a new microVM...
+    # A new microVM, once AgentCore has torn the stopped one down...
+    assert _after_termination(lambda: _invoke(emulator, runtime, first))["metadata"]["pid"] != pid
     assert _stdout(_command(emulator, runtime, first, ls)[0]) == "note.txt\n"  # ...with the same storage
 
     _invoke(emulator, runtime, other)
@@ -139,11 +140,12 @@ def test_session_storage_is_reset_when_the_session_starts_on_a_new_runtime_versi
             agentRuntimeId=made["agentRuntimeId"], roleArn=current["roleArn"],
             agentRuntimeArtifact=current["agentRuntimeArtifact"], networkConfiguration=current["networkConfiguration"],
             environmentVariables={**current["environmentVariables"], "NEW": "version"},
-            filesystemConfigurations=current["filesystemConfigurations"])
+            filesystemConfigurations=current["filesystemConfigurations"],
+            metadataConfiguration=current["metadataConfiguration"])
         wait_ready(control, made["agentRuntimeId"])
         emulator.client("bedrock-agentcore").stop_runtime_session(agentRuntimeArn=made["agentRuntimeArn"],
                                                                   runtimeSessionId=session)
-        _invoke(emulator, made, session)
+        _after_termination(lambda: _invoke(emulator, made, session))
         events, _ = _command(emulator, made, session, 'ls -A "$WORKSPACE_ROOT" 2>/dev/null; echo "$NEW"')
         assert _stdout(events) == "version\n"
     finally:
@@ -168,3 +170,18 @@ def test_session_storage_survives_the_idle_reaper_and_an_emulator_restart(tmp_pa
         assert _stdout(_command(emu, made, session, 'ls -A "$WORKSPACE_ROOT"')[0]) == "note.txt\n"
     finally:
         emu.stop()
+
+
+def test_a_command_to_a_runtime_without_mmdsv2_is_refused_with_awss_words(emulator):
+    # AWS refuses ExecuteCommand (InvokeAgentRuntimeCommand) as it refuses InvokeAgentRuntime for a runtime
+    # without metadataConfiguration.requireMMDSV2 (devguide, troubleshoot-runtime-mmdsv2-validation).
+    control = emulator.client("bedrock-agentcore-control")
+    made = create_runtime(control, f"nommds_{uuid.uuid4().hex[:8]}", push_fake_image(emulator))
+    wait_ready(control, made["agentRuntimeId"])
+    try:
+        with pytest.raises(ClientError) as err:
+            _command(emulator, made, _sid(), "true")
+        assert err.value.response["Error"]["Code"] == "ValidationException"
+        assert err.value.response["Error"]["Message"].startswith("This runtime is not MMDSv2-enabled")
+    finally:
+        control.delete_agent_runtime(agentRuntimeId=made["agentRuntimeId"])
