@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQS := requirements.txt requirements-dev.txt emulator/requirements.txt container/requirements.txt
 
-.PHONY: workshop test lab bench clean-state
+.PHONY: workshop test lab bench stop-emulator clean-state
 
 $(STAMP): $(REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,11 +23,17 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # Jupyter refuses to start as root (containers, some cloud IDEs) unless told it may.
+# `make lab PORT=8899` picks the port; without PORT, Jupyter takes 8888 or the next free one.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(PORT),--ServerApp.port=$(PORT) --ServerApp.port_retries=0,) \
+		$(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Stops the emulator the notebooks started; its state stays for the next start (clean-state removes it).
+stop-emulator: $(STAMP)
+	$(PY) -m helpers emulator stop
 
 clean-state:
 	@# Stop the emulator first: its state is what is being removed.

@@ -13,7 +13,7 @@ from typing import Callable
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import config, image, workshop
+from . import aws, chat, config, image, workshop
 from .config import Settings
 from .errors import WorkshopError, explain_aws_error
 
@@ -98,11 +98,17 @@ def deploy(target, region, build_method) -> int:
     print(f"image: {build.image_uri} ({build.method}: {build.reason})")
     result = runtime.get_or_create_runtime(settings, image.latest_image_uri(settings))
     print(f"runtime: {result.agent_runtime_arn} {result.action}, {result.status}")
-    print(f'\nNext: {PROG} invoke "Create a simple hello world app"')
+    print(f'\nNext: {PROG} invoke "{chat.STAND_IN_CUES[0][0]}"')
     return 0
 
 
-@cli.command()
+# \b keeps click from re-wrapping the lines of the list.
+INVOKE_EPILOG = ("\b\nLocally the agent talks to local-stand-in, a deterministic test double (not a language model).\n"
+                 "It acts on these cues, and otherwise replies that it cannot reason:\n"
+                 + chat.stand_in_cues_text() + "\nAgainst AWS (--target aws), Claude answers anything.")
+
+
+@cli.command(epilog=INVOKE_EPILOG)
 @target_options
 @click.argument("prompt", required=False)
 @click.option("--actor", default=DEFAULT_ACTOR, show_default=True, help="who is asking")
@@ -121,6 +127,9 @@ def run_invoke(settings: Settings, prompt: str | None, actor: str, session: str 
     print(f"actor {actor}, session {session} (continue it with --session {session})")
     prompts = [prompt] if prompt else []
     interactive = interactive or not prompts
+    if interactive and settings.model_id == "local-stand-in":
+        print("local-stand-in is a test double, not a language model; it acts on these cues:\n"
+              + chat.stand_in_cues_text())
     while True:
         if not prompts:
             if not interactive:
@@ -208,6 +217,35 @@ def cleanup(target, region, keep_stack) -> int:
     _print_table("Clean-up", report)
     _print_table("What remains", cleaning.remaining_df(settings))
     return 1 if (report["status"] == cleaning.ERROR).any() else 0
+
+
+@cli.group("emulator")
+def emulator_group() -> None:
+    """The local emulator (target local): the notebooks and commands start it when they need it."""
+
+
+@emulator_group.command("stop")
+def emulator_stop() -> int:
+    """Stop the emulator this checkout started; its state stays (`make clean-state` removes both)."""
+    settings = config.load(target="local")
+    if aws.stop_emulator(settings):
+        print(f"stopped the emulator at {settings.endpoint_url} (state kept in {settings.state_dir / 'emulator'})")
+    elif aws.emulator_health(settings.endpoint_url):
+        print(f"the emulator at {settings.endpoint_url} was not started from this checkout "
+              f"(no pid file in {settings.state_dir / 'emulator'}): stop it where it was started")
+        return 1
+    else:
+        print(f"no emulator is running at {settings.endpoint_url}")
+    return 0
+
+
+@emulator_group.command("status")
+def emulator_status() -> int:
+    """Say whether the emulator answers at the local endpoint."""
+    settings = config.load(target="local")
+    health = aws.emulator_health(settings.endpoint_url)
+    print(f"the emulator {'answers' if health else 'is not running'} at {settings.endpoint_url}")
+    return 0 if health else 1
 
 
 def main(argv: list[str] | None = None) -> int:

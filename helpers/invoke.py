@@ -134,12 +134,16 @@ def describe_event(event: str, doc: dict) -> str:
     if kind == "tool_result":
         return f"{doc.get('tool')} done"
     if kind == "text":
-        text = " ".join(str(doc.get("text", "")).split())
-        return text[:80] + ("..." if len(text) > 80 else "")
+        # Its first line and how many follow: squashing a multi-line answer (ls output) into one
+        # line makes a run-on that reads as neither.
+        lines = [line.strip() for line in str(doc.get("text", "")).strip().splitlines() if line.strip()]
+        first = (lines or [""])[0]
+        first = first[:80] + ("..." if len(first) > 80 else "")
+        return first + (f" (+{len(lines) - 1} more line{'s' if len(lines) > 2 else ''})" if len(lines) > 1 else "")
     if kind == "files_restored":
         return f"restored {len(doc.get('files') or [])} file(s) of this session"
     if kind == "memory":
-        return (f"memory: {doc.get('turns', 0)} turns, {doc.get('facts', 0)} facts, "
+        return (f"memory: {doc.get('turns', 0)} earlier messages, {doc.get('facts', 0)} facts, "
                 f"{doc.get('preferences', 0)} preferences, {doc.get('summaries', 0)} summaries")
     if kind == "file_uploaded":
         return f"uploaded {doc.get('file_name')}"

@@ -207,7 +207,9 @@ class StandInModel:
             if call.get("name") == "Write" and not failed:
                 lines.append(f"Done: wrote {target.rsplit('/', 1)[-1]}.")
             else:
-                lines.append(f"{call.get('name', 'Tool')} {target}{failed}:\n{output}")
+                # Fenced, as a model writes tool output in Markdown: its line breaks survive the
+                # notebook's Markdown rendering and the chat's display.
+                lines.append(f"{call.get('name', 'Tool')} {target}{failed}:\n```\n{output}\n```")
         return "\n".join(lines) or "Done."
 
     def _plain(self, words: str, system: str, messages: list) -> str:

@@ -235,3 +235,17 @@ def test_asked_to_list_files_and_what_came_before_the_closing_text_names_the_ear
     ]
     text = _text(json.loads(body(messages)))
     assert "hello.py" in text and '1. "Create a file hello.py that prints hello world"' in text
+
+
+def test_tool_output_in_the_closing_text_is_fenced_so_its_line_breaks_survive_markdown():
+    from emulator.bedrock.models import StandInModel
+
+    listing = "total 8\n-rw-r--r-- 1 u u 21 Dec  2 00:17 hello.py\n-rw-r--r-- 1 u u  9 Dec  2 00:17 notes.md"
+    messages = [
+        {"role": "user", "content": "What files are in the workspace?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash",
+                                           "input": {"command": "ls -la"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": listing}]},
+    ]
+    [block] = StandInModel().reply({"messages": messages, "tools": [{"name": "Bash"}]}).blocks
+    assert block.text == f"Bash ls -la:\n```\n{listing}\n```"

@@ -157,3 +157,138 @@ def test_after_a_failure_the_last_redraw_sees_the_chat_idle():
     chat.listeners.append(lambda: states.append(chat.busy))
     chat.send("hi")
     assert states[-1] is False
+
+
+# -- what a person sees (issue 12) ---------------------------------------------------------------
+
+def _local_settings():
+    from helpers import config
+
+    return config.load(target="local")
+
+
+class AnsweringAgent:
+    """Streams the preface and the answer as text events, as Claude Code does, then returns the answer."""
+
+    def __init__(self, answer: str):
+        self.answer = answer
+
+    def __call__(self, prompt, actor_id, session_id, on_event, should_stop):
+        on_event({"type": "text", "text": "Listing the workspace."})
+        on_event({"type": "tool_use", "tool": "Bash", "target": "ls -la"})
+        on_event({"type": "text", "text": self.answer})
+        return {"success": True, "result": self.answer, "metadata": {}}
+
+
+LISTING = "Bash ls -la:\n```\ntotal 8\n-rw-r--r-- 1 u u 21 hello.py\n-rw-r--r-- 1 u u 9 notes.md\n```"
+
+
+def test_step_lines_do_not_repeat_the_answer():
+    reply = ChatSession(AnsweringAgent(LISTING), "alice", "s").send("What files are in the workspace?")
+    assert reply.progress == ["Listing the workspace.", "Bash ls -la"]
+    assert reply.text == LISTING
+
+
+def test_a_multi_line_text_event_is_one_step_line_naming_how_many_lines_follow():
+    assert describe_event({"type": "text", "text": "first\nsecond\n\nthird"}) == "first (+2 more lines)"
+    assert describe_event({"type": "text", "text": "only"}) == "only"
+
+
+def test_the_memory_step_counts_earlier_messages_not_turns():
+    line = describe_event({"type": "memory", "turns": 6, "facts": 2})
+    assert line == "memory: 6 earlier message(s), 2 fact(s) in context" and "turn" not in line
+
+
+def test_stop_while_idle_says_there_is_nothing_to_stop():
+    agent = FakeAgent()
+    chat = ChatSession(agent, "alice", "s")
+    chat.stop()
+    assert chat.history[-1].role == "system" and chat.history[-1].text.startswith("Nothing to stop")
+    chat.send("create hello.py")
+    assert agent.calls, "a Stop pressed while idle must not stop the next message"
+
+
+def test_a_stop_the_agent_no_longer_sees_says_it_came_too_late():
+    chat = ChatSession(None, "alice", "s")
+
+    def finishes_anyway(prompt, actor, session, on_event, should_stop):
+        chat.stop()  # pressed while the agent writes its last event: it finishes without looking again
+        return {"success": True, "result": "done"}
+
+    chat.invoker = finishes_anyway
+    reply = chat.send("hi")
+    assert reply.text == "done" and "stopping ..." in reply.progress
+    assert chat.history[-1].role == "system" and chat.history[-1].text.startswith("Stop came too late")
+
+
+def test_the_widget_keeps_line_breaks_and_shows_tool_output_as_a_block():
+    ui = chat_widget(_local_settings(), "alice", "s", invoker=AnsweringAgent(LISTING))
+    ui.session.send("What files are in the workspace?")
+    html = ui.children[1].value
+    assert "<pre" in html and "total 8\n-rw-r--r-- 1 u u 21 hello.py\n" in html
+    assert "white-space:pre-wrap" in html
+
+
+def test_the_widget_labels_who_speaks_with_text_not_emoji():
+    ui = chat_widget(_local_settings(), "alice", "s", invoker=FakeAgent())
+    ui.session.send("create hello.py")
+    ui.session.send("/quit")
+    html = ui.children[1].value
+    assert ">you</b>" in html and ">agent</b>" in html and ">note</b>" in html
+    assert not any(ord(ch) > 0x2000 for ch in html), "a character that may need an emoji font"
+
+
+def test_the_empty_widget_lists_the_cues_the_local_model_acts_on():
+    from helpers.chat import STAND_IN_CUES
+
+    html = chat_widget(_local_settings(), "alice", "s", invoker=FakeAgent()).children[1].value
+    assert "local-stand-in" in html and all(example in html for example, _ in STAND_IN_CUES)
+
+
+def test_the_session_field_is_wide_enough_for_the_default_session_id():
+    ui = chat_widget(_local_settings(), "alice", "workshop-chat-0001-claude-code-agent", invoker=FakeAgent())
+    _actor, session = ui.children[0].children
+    # 1 em holds at least one character of the field's font; the label has its own width.
+    assert float(session.layout.width.removesuffix("em")) >= len(session.value) * 0.75
+    assert session.style.description_width == "initial"
+
+
+def test_every_cue_listed_makes_the_stand_in_act_as_listed():
+    """The list the README, the CLI and 07 show is the stand-in's own behaviour, not a promise."""
+    from emulator.bedrock.models import StandInModel
+    from helpers.chat import STAND_IN_CUES
+
+    tools = [{"name": name} for name in ("Write", "Bash", "Read")]
+    model, acted = StandInModel(), []
+    for example, _what in STAND_IN_CUES:
+        blocks = model.reply({"messages": [{"role": "user", "content": example}], "tools": tools}).blocks
+        acted.append(next((b.name for b in blocks if b.kind == "tool_use"), None) or
+                     ("quotes" if "Earlier in this conversation" in blocks[0].text else "cannot reason"))
+    assert acted == ["Write", "Bash", "Read", "quotes"]
+
+
+def test_the_readme_the_cli_help_and_07_list_every_cue():
+    import nbformat
+
+    from helpers.chat import STAND_IN_CUES
+    from helpers.cli import INVOKE_EPILOG
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    chat_notebook = "\n".join(c.source for c in nbformat.read(ROOT / "notebooks" / "07_chat.ipynb", 4).cells)
+    for example, _what in STAND_IN_CUES:
+        assert example in readme and example in INVOKE_EPILOG and example in chat_notebook, example
+
+
+def test_the_readme_s_command_line_examples_are_ones_the_stand_in_acts_on():
+    import re
+
+    from emulator.bedrock.models import StandInModel
+    from tests.conftest import ROOT
+
+    prompts = re.findall(r'helpers invoke "([^"]+)"', (ROOT / "README.md").read_text())
+    assert prompts
+    tools = [{"name": name} for name in ("Write", "Bash", "Read")]
+    for prompt in prompts:
+        blocks = StandInModel().reply({"messages": [{"role": "user", "content": prompt}], "tools": tools}).blocks
+        assert any(b.kind == "tool_use" for b in blocks), prompt

@@ -103,3 +103,43 @@ def test_missing_aws_credentials_are_one_line_saying_what_to_do(tmp_path):
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().count("\n") == 0
     assert "NoCredentialsError" in out.stderr and "aws configure" in out.stderr
+
+
+def test_invoke_help_lists_the_cues_the_local_model_acts_on(capsys):
+    from helpers.chat import STAND_IN_CUES
+
+    assert main(["invoke", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "local-stand-in" in text and all(example in text for example, _ in STAND_IN_CUES)
+
+
+def test_emulator_stop_with_no_emulator_running_says_so(tmp_path, monkeypatch, capsys):
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("WORKSHOP_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    assert main(["emulator", "stop"]) == 0
+    assert "no emulator is running at http://127.0.0.1:" in capsys.readouterr().out
+    assert main(["emulator", "status"]) == 1
+
+
+def test_emulator_stop_stops_the_emulator_this_checkout_started_and_keeps_its_state(tmp_path, monkeypatch, capsys):
+    from helpers import aws, config
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("WORKSHOP_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    settings = config.load(target="local")
+    aws.ensure_emulator(settings)
+    assert main(["emulator", "status"]) == 0
+    assert main(["emulator", "stop"]) == 0
+    assert "stopped the emulator" in capsys.readouterr().out
+    assert aws.emulator_health(settings.endpoint_url) is None
+    assert (tmp_path / "emulator").is_dir()
+
+
+def test_make_lab_takes_a_port():
+    out = subprocess.run(["make", "-n", "lab", "PORT=8899"], cwd=ROOT, capture_output=True, text=True)
+    assert "--ServerApp.port=8899" in out.stdout and "--ServerApp.port_retries=0" in out.stdout
+    plain = subprocess.run(["make", "-n", "lab"], cwd=ROOT, capture_output=True, text=True)
+    assert "--ServerApp.port" not in plain.stdout

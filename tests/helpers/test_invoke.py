@@ -230,3 +230,9 @@ def test_session_files_lists_the_workspace_and_claude_codes_transcripts_inside_t
 def test_session_files_refuses_ids_that_cannot_name_a_folder(actor):
     with pytest.raises(InvocationError):
         invoke.session_files_command(actor, "s1")
+
+
+def test_a_multi_line_text_event_is_described_by_its_first_line_not_run_together():
+    doc = {"type": "text", "text": "Bash ls -la:\n```\ntotal 8\n-rw-r--r-- 1 u u 21 hello.py\n```"}
+    assert invoke.describe_event("text", doc) == "Bash ls -la: (+4 more lines)"
+    assert "earlier messages" in invoke.describe_event("memory", {"type": "memory", "turns": 2})
