@@ -42,6 +42,12 @@ class Turn:
     # which the turn's text already shows.
     said: dict[int, str] = field(default_factory=dict, repr=False)
 
+    def _repr_markdown_(self) -> str:
+        # What a notebook cell that sends a message shows: the message, as the chat shows it.
+        steps = f"{len(self.progress)} step(s)" if self.progress else "no steps"
+        files = ", ".join(f"`{f.get('file_name')}`" for f in self.files) or "none"
+        return f"**{_LABELS[self.role][0]}**: {self.text}\n\n*{steps}; files: {files}*"
+
 
 class ChatSession:
     """The conversation's state and rules, free of any widget: send, stop, change actor or session."""
@@ -229,6 +235,16 @@ def _hint_html(settings: Settings) -> str:
             "it was given. Against AWS, Claude answers anything.</p></div>")
 
 
+def _cues_line(settings: Settings) -> str:
+    """One line under the input, so the cues stay in view once the history has filled up."""
+    import html
+
+    if settings.model_id != "local-stand-in":
+        return ""
+    examples = " · ".join(f"<code>{html.escape(example)}</code>" for example, _ in STAND_IN_CUES)
+    return f"<div style='color:#777;font-size:90%;{_WRAP}'>local-stand-in acts on: {examples}</div>"
+
+
 def chat_widget(settings: Settings, actor_id: str, session_id: str, invoker: Invoker | None = None):
     """An ipywidgets chat: history, input box, Send and Stop, actor and session fields."""
     import html
@@ -237,7 +253,7 @@ def chat_widget(settings: Settings, actor_id: str, session_id: str, invoker: Inv
 
     session = ChatSession(invoker or invoker_for(settings), actor_id, session_id)
     hint = _hint_html(settings)
-    history = w.HTML(layout=w.Layout(border="1px solid #ccc", padding="6px", width="100%"))
+    history = w.HTML(layout=w.Layout(border="1px solid #ccc", padding="6px"))
     box = w.Text(placeholder="Ask the agent (type /quit to end)", layout=w.Layout(flex="1 1 auto", width="auto"))
     send, stop = w.Button(description="Send", button_style="primary"), w.Button(description="Stop")
     # Wide enough for a whole default session id (36 characters); the description keeps its own width.
@@ -246,15 +262,17 @@ def chat_widget(settings: Settings, actor_id: str, session_id: str, invoker: Inv
     sess = w.Text(value=session_id, description="session", style=field_style,
                   layout=w.Layout(width="30em", max_width="100%"))
     stop.disabled = True
+    cues = w.HTML(_cues_line(settings))
 
     def render():
         parts = []
         for turn in session.history:
             label, colour = _LABELS[turn.role]
-            parts.append(f"<div style='margin:6px 0 2px'><b style='color:{colour}'>{label}</b></div>"
-                         f"<div style='margin-left:1em'>{_text_html(turn.text)}</div>")
-            parts += [f"<div style='color:#777;margin-left:1em;{_WRAP}'>&gt; {html.escape(p)}</div>"
+            parts.append(f"<div style='margin:8px 0 2px'><b style='color:{colour}'>{label}</b></div>")
+            # Steps first, as they happened, then the answer (or "working ..." while there is none yet).
+            parts += [f"<div style='color:#777;margin-left:1em;line-height:1.3;{_WRAP}'>&gt; {html.escape(p)}</div>"
                       for p in turn.progress]
+            parts.append(f"<div style='margin-left:1em'>{_text_html(turn.text)}</div>")
             parts += [f"<div style='margin-left:1em;{_WRAP}'>file {html.escape(str(f.get('file_name')))} "
                       f"<code>{html.escape(str(f.get('s3_url')))}</code></div>" for f in turn.files]
         # A column-reverse box stays scrolled to its end: the newest message is always in view.
@@ -279,6 +297,6 @@ def chat_widget(settings: Settings, actor_id: str, session_id: str, invoker: Inv
     stop.on_click(lambda _: session.stop())
     render()
     ui = w.VBox([w.HBox([actor, sess], layout=w.Layout(flex_flow="row wrap")), history,
-                 w.HBox([box, send, stop])], layout=w.Layout(width="100%", max_width="1000px"))
+                 w.HBox([box, send, stop]), cues], layout=w.Layout(max_width="1000px"))
     ui.session = session  # so a notebook cell (or a test) can reach the conversation
     return ui

@@ -25,6 +25,8 @@ CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; Playwright cannot down
 SCREENSHOTS = ROOT / "runs" / "screenshots"
 COLUMN_PX = 1000  # the notebook column an output must fit
 HELPERS_REPR = re.compile(r"<helpers\.|\b(?:Settings|Turn|AgentOutput|CommandResult)\(")
+# The notebook in front: 05's tab stays open, hidden, while 07 runs.
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 LATER = "issue 12 item {n}, after issue 9's typed outcomes"
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
@@ -72,22 +74,22 @@ class Lab:
 def run_all(page, lab: Lab, notebook: str, timeout: float = 240.0) -> None:
     """Open a notebook, Run All from the menu, and wait until every code cell has run."""
     page.goto(f"{lab.url}/lab/tree/{notebook}?token={lab.token}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(f"{PANEL} .jp-Notebook .jp-Cell", timeout=60_000)
     # The kernel is ready once the status bar names it idle; a Run All before that is lost.
     page.wait_for_selector(".jp-StatusBar-TextItem:has-text('| Idle')", timeout=60_000)
     started = time.monotonic()
     clicked = None
     while time.monotonic() - started < timeout:
-        prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+        prompts = page.locator(f"{PANEL} .jp-CodeCell .jp-InputPrompt").all_inner_texts()
         if prompts and all(re.search(r"\[\d+\]", p) for p in prompts):
             return
         if clicked is None or (time.monotonic() - clicked > 10 and all(p.strip() == "[ ]:" for p in prompts)):
-            page.locator(".jp-Notebook .jp-Cell").first.click()  # the Run menu acts on the focused notebook
+            page.locator(f"{PANEL} .jp-Notebook .jp-Cell").first.click()  # the Run menu acts on the focused notebook
             page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
             page.locator(".lm-Menu-item:not(.lm-mod-disabled) .lm-Menu-itemLabel",
                          has_text=re.compile(r"^Run All Cells$")).click()
             clicked = time.monotonic()
-        error = page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
+        error = page.locator(f"{PANEL} .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
         if error.count():
             raise AssertionError(f"{notebook}: a cell raised: {error.first.inner_text()[:800]}")
         time.sleep(0.5)
@@ -97,7 +99,7 @@ def run_all(page, lab: Lab, notebook: str, timeout: float = 240.0) -> None:
 
 def outputs(page) -> list[dict]:
     """Each output's text and widths, read from the page."""
-    return page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea-output')].map(el => {
+    return page.evaluate("""(panel) => [...document.querySelectorAll(panel + ' .jp-OutputArea-output')].map(el => {
         const cell = el.closest('.jp-CodeCell');
         const source = cell ? cell.querySelector('.jp-InputArea-editor').innerText : '';
         // A box inside the output may scroll on its own (the chat's history): count its content too.
@@ -106,7 +108,7 @@ def outputs(page) -> list[dict]:
             if (child.clientWidth && child.scrollWidth > child.clientWidth + 1) width = Math.max(width, el.clientWidth + child.scrollWidth - child.clientWidth);
         }
         return {source: source.slice(0, 80), text: el.innerText, width: width, client: el.clientWidth};
-    })""")
+    })""", PANEL)
 
 
 def too_wide(page) -> list[str]:
@@ -175,7 +177,7 @@ def notebook_05(lab):
     server, page = lab
     run_all(page, server, "05_invoke_agent.ipynb")
     page.screenshot(path=str(SCREENSHOTS / "05_invoke_agent.png"))
-    for n, output in enumerate(page.locator(".jp-OutputArea-output").all()):
+    for n, output in enumerate(page.locator(f"{PANEL} .jp-OutputArea-output").all()):
         output.screenshot(path=str(SCREENSHOTS / f"05_output_{n:02d}.png"))
     return page
 
@@ -190,7 +192,7 @@ def notebook_07(lab, notebook_05):
 
 def _chat(page):
     """The last chat widget on the page (07 shows the same chat again at its end)."""
-    return page.locator(".widget-vbox:has(input[placeholder^='Ask the agent'])").last
+    return page.locator(f"{PANEL} .widget-vbox:has(input[placeholder^='Ask the agent'])").last
 
 
 def _history_text(chat) -> str:
@@ -230,21 +232,21 @@ def test_07_progress_streams_in_before_the_answer_and_stop_answers(notebook_07):
     page, chat = notebook_07, _chat(notebook_07)
     chat.locator("input[placeholder^='Ask the agent']").fill("What files are in the workspace?")
     chat.locator("button", has_text="Send").click()
-    seen, deadline = [], time.monotonic() + 90
+    listed = re.compile(r"(?m)^-[rwx-]{9} .*\bnotes\.md\s*$")  # the row of `ls -la` for 07's own file
+    after, deadline = [], time.monotonic() + 90
     while time.monotonic() < deadline:
-        seen.append(_history_text(chat))
-        if "notes.md" in seen[-1].split("What files are in the workspace?")[-1] and \
-                chat.locator("button", has_text="Send").is_enabled():
-            break
+        shown = _history_text(chat)
+        if "What files are in the workspace?" in shown:
+            after.append(shown.split("What files are in the workspace?")[-1])
+            if listed.search(after[-1]) and chat.locator("button", has_text="Send").is_enabled():
+                break
         time.sleep(0.05)
     else:
-        raise AssertionError(f"no answer in 90 s; the chat shows: {seen[-1][-800:]}")
-    after = [s.split("What files are in the workspace?")[-1] for s in seen]
-    streaming = [s for s in after if "working ..." in s and ">" in s]
-    assert streaming, "no progress line was shown while the agent was still working"
+        raise AssertionError(f"no answer in 90 s; the chat shows: {_history_text(chat)[-800:]}")
+    streaming = [s for s in after if "working ..." in s and re.search(r"(?m)^> ", s)]
+    assert streaming, f"no progress line was shown while the agent was still working: {after[:3]}"
     answer = after[-1]
-    assert "Bash ls -la" in answer and re.search(r"(?m)notes\.md\s*$", answer), answer[-600:]
-    assert answer.count("Listing the workspace.") == 1
+    assert "Bash ls -la:" in answer and answer.count("Listing the workspace.") == 1, answer[-600:]
     chat.screenshot(path=str(SCREENSHOTS / "07_chat_answer.png"))
 
     chat.locator("input[placeholder^='Ask the agent']").fill("Create stopped.py that prints never")

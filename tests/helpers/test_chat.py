@@ -292,3 +292,9 @@ def test_the_readme_s_command_line_examples_are_ones_the_stand_in_acts_on():
     for prompt in prompts:
         blocks = StandInModel().reply({"messages": [{"role": "user", "content": prompt}], "tools": tools}).blocks
         assert any(b.kind == "tool_use" for b in blocks), prompt
+
+
+def test_a_turn_shows_in_a_notebook_as_the_message_not_a_dataclass():
+    reply = ChatSession(FakeAgent(), "alice", "s").send("create hello.py")
+    shown = reply._repr_markdown_()
+    assert shown.startswith("**agent**: done: create hello.py") and "`hello.py`" in shown and "Turn(" not in shown
