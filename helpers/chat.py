@@ -242,7 +242,7 @@ def _cues_line(settings: Settings) -> str:
     if settings.model_id != "local-stand-in":
         return ""
     examples = " · ".join(f"<code>{html.escape(example)}</code>" for example, _ in STAND_IN_CUES)
-    return f"<div style='color:#777;font-size:90%;{_WRAP}'>local-stand-in acts on: {examples}</div>"
+    return f"<div style='color:#777;font-size:90%;line-height:1.4;{_WRAP}'>local-stand-in acts on: {examples}</div>"
 
 
 def chat_widget(settings: Settings, actor_id: str, session_id: str, invoker: Invoker | None = None):

@@ -28,3 +28,9 @@ def nothing_remains_in_the_emulator(workshop, executed):
     assert emu.client("bedrock-agentcore-control").list_agent_runtimes()["agentRuntimes"] == []
     with pytest.raises(ClientError):
         emu.client("ssm").get_parameter(Name=workshop.settings.memory_id_parameter)
+
+
+@check("99_cleanup")
+def says_how_to_stop_the_emulator_and_leaves_it_running_unless_asked(workshop, executed):
+    assert "make stop-emulator" in "\n".join(c.source for c in executed.cells if c.cell_type == "markdown")
+    assert "the emulator keeps running at http://127.0.0.1:" in cell_text(executed, "STOP_EMULATOR:")
