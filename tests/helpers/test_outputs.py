@@ -36,6 +36,20 @@ def test_download_fetches_session_and_output_files_of_that_session_only(deployed
     assert not any("bob" in key or "/x/" in key for key in df["s3_key"])
 
 
+def test_the_agents_own_state_is_not_downloaded_as_a_session_file_unless_asked(deployed, tmp_path):
+    from helpers import aws
+
+    s3 = aws.client("s3", deployed)
+    bucket = stack.stack_outputs(deployed)["BucketName"]
+    s3.put_object(Bucket=bucket, Key="sessions/carol/s1/app.py", Body=b"x = 1\n")
+    s3.put_object(Bucket=bucket, Key="sessions/carol/s1/.claude/transcripts/w/abc/main/0001.jsonl", Body=b"{}\n")
+    s3.put_object(Bucket=bucket, Key="sessions/carol/s1/.claude/conversation.json", Body=b"{}")
+    assert list(outputs.download_session(deployed, "carol", "s1", dest=tmp_path / "plain")["file"]) == ["app.py"]
+    everything = outputs.download_session(deployed, "carol", "s1", dest=tmp_path / "all", include_agent_state=True)
+    assert set(everything["file"]) == {"app.py", ".claude/transcripts/w/abc/main/0001.jsonl",
+                                       ".claude/conversation.json"}
+
+
 @pytest.mark.parametrize("bad", ["../alice", "a/b", "", "..", "john.doe", "a\nb"])
 def test_ids_that_could_escape_are_refused(bad):
     with pytest.raises(WorkshopError, match="not a valid id"):
