@@ -217,3 +217,35 @@ def test_the_real_claude_code_cli_writes_a_file_through_the_upstream(upstream_em
     assert forwarded and all(r["body"]["model"] == MODEL for r in forwarded)
     assert any(b.get("type") == "tool_result" for r in forwarded for m in r["body"]["messages"]
                if isinstance(m.get("content"), list) for b in m["content"])
+
+
+@pytest.mark.slow
+def test_the_workshop_runs_on_the_upstream_as_on_the_stand_in(fake, tmp_path, monkeypatch):
+    from helpers import invoke, runtime
+    from tests.emulator.fixtures.workshop import deploy
+
+    fake.faults.clear()
+    emu = EmulatorProcess(tmp_path / "emulator", env={**fake.env(), "EMULATOR_EXTRACTION_DELAY": "0.3"}).start()
+    monkeypatch.setenv("WORKSHOP_TARGET", "local")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint)
+    monkeypatch.setenv("WORKSHOP_STATE_DIR", str(tmp_path / "workshop"))
+    monkeypatch.delenv("ANTHROPIC_MODEL", raising=False)
+    monkeypatch.setenv("WORKSHOP_MODEL_UPSTREAM_MODEL", MODEL)  # as a user's shell would hold it for both
+    before = len(fake.requests)
+    try:
+        # The notebooks' path: stack, memory, image, runtime, then the agent runs Claude Code in its session.
+        settings = deploy().settings
+        assert settings.model_id == MODEL
+        try:
+            out = invoke.invoke(settings, "Create a file hello.py that prints hello world", "alice", "up-1",
+                                progress=False)
+        finally:
+            runtime.delete_runtime(settings, progress=False)
+    finally:
+        emu.stop()
+    assert out["success"], out
+    assert any(e["type"] == "tool_use" and e.get("tool") == "Write" for e in out.events)
+    assert any(f["file_name"].endswith("hello.py") for f in out["metadata"]["uploaded_files"])
+    assert out["model"] == MODEL
+    forwarded = fake.requests[before:]
+    assert len(forwarded) >= 2 and {r["body"]["model"] for r in forwarded} == {MODEL}
