@@ -92,7 +92,7 @@ def test_the_extraction_benchmark_prints_before_and_after_for_both_sets():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert set(report["sets"]) == {"dev", "heldout"}
+    assert set(report["sets"]) == {"dev", "heldout", "blind"}
     for figures in report["sets"].values():
         for when in ("before", "after"):
             assert 0 <= figures[when]["semantic"]["recall"] <= 1
