@@ -14,6 +14,9 @@ strategies are approximated by rules a workshop attendee can predict:
   please"), told apart from one-off tasks ("Run the tests", "Use the staging database for this one").
 - summary: one running summary per session listing what the user asked and the assistant did.
 
+With a model upstream (WORKSHOP_MODEL_UPSTREAM), semantic and preference extraction ask that model first,
+as AWS does, and fall back to these rules when it cannot answer (model_extraction.py).
+
 Deduplication happens in the model (exact text and near-identical embeddings).
 """
 from __future__ import annotations
@@ -251,7 +254,31 @@ def _user_fact(sentence: str) -> bool:
             and bool(_STATING_VERB.search(sentence)))
 
 
+# Set by model_extraction.configure when the emulator has a model upstream: extract(turns, kind) -> a list of
+# records, or None when the model could not answer (the rules below answer instead).
+model_extractor = None
+
+
+def _by_model(turns: list[Turn], kind: str) -> list[str] | None:
+    if model_extractor is None:
+        return None
+    found = model_extractor(turns, kind)
+    return None if found is None else _unique(found)
+
+
 def extract_facts(turns: list[Turn]) -> list[str]:
+    """Facts stated in these turns: the model's when there is one that answers, else the rules'."""
+    found = _by_model(turns, "facts")
+    return rule_facts(turns) if found is None else found
+
+
+def extract_preferences(turns: list[Turn]) -> list[str]:
+    """Preferences stated in these turns: the model's when there is one that answers, else the rules'."""
+    found = _by_model(turns, "preferences")
+    return rule_preferences(turns) if found is None else found
+
+
+def rule_facts(turns: list[Turn]) -> list[str]:
     """Facts stated in these turns, each a short third-person sentence."""
     facts: list[str] = []
     for turn in turns:
@@ -267,7 +294,7 @@ def extract_facts(turns: list[Turn]) -> list[str]:
     return _unique(facts)
 
 
-def extract_preferences(turns: list[Turn]) -> list[str]:
+def rule_preferences(turns: list[Turn]) -> list[str]:
     """What the user says they prefer, like, avoid, always or never do, and their standing instructions."""
     found: list[str] = []
     for turn in turns:

@@ -1,6 +1,7 @@
 """The emulator's Bedrock with WORKSHOP_MODEL_UPSTREAM: forwarded to an Anthropic Messages API (a fake one here)."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -249,3 +250,53 @@ def test_the_workshop_runs_on_the_upstream_as_on_the_stand_in(fake, tmp_path, mo
     assert out["model"] == MODEL
     forwarded = fake.requests[before:]
     assert len(forwarded) >= 2 and {r["body"]["model"] for r in forwarded} == {MODEL}
+
+
+def _memory_with_records(emu, text: str) -> dict[str, list[str]]:
+    control, data = emu.client("bedrock-agentcore-control"), emu.client("bedrock-agentcore")
+    memory = control.create_memory(name=f"Up_{int(time.time() * 1000)}", eventExpiryDuration=30, memoryStrategies=[
+        {"semanticMemoryStrategy": {"name": "facts", "namespaces": ["u/{actorId}/facts"]}},
+        {"userPreferenceMemoryStrategy": {"name": "prefs", "namespaces": ["u/{actorId}/prefs"]}}])["memory"]
+    deadline = time.monotonic() + 30
+    while control.get_memory(memoryId=memory["id"])["memory"]["status"] != "ACTIVE":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    data.create_event(memoryId=memory["id"], actorId="ana", sessionId="s1", eventTimestamp=dt.datetime.now(dt.timezone.utc),
+                      payload=[{"conversational": {"content": {"text": text}, "role": "USER"}}])
+    found: dict[str, list[str]] = {}
+    while time.monotonic() < deadline and len(found) < 2:
+        for kind in ("facts", "prefs"):
+            records = data.list_memory_records(memoryId=memory["id"], namespace=f"u/ana/{kind}")
+            if records["memoryRecordSummaries"]:
+                found[kind] = sorted(r["content"]["text"] for r in records["memoryRecordSummaries"])
+        time.sleep(0.2)
+    return found
+
+
+def test_with_an_upstream_long_term_extraction_asks_the_model(upstream_emulator, fake):
+    def answer(system, body):
+        assert "I can't stand long functions" in body["messages"][0]["content"]
+        if '{"facts"' in system:
+            return 'Here you go: {"facts": ["The user works on a FastAPI service."]}'
+        return '{"preferences": ["The user dislikes long functions."]}'
+
+    fake.faults.clear()
+    fake.extraction_reply = answer
+    try:
+        found = _memory_with_records(upstream_emulator, "so our api is FastAPI. I can't stand long functions.")
+    finally:
+        fake.extraction_reply = None
+    assert found == {"facts": ["The user works on a FastAPI service."], "prefs": ["The user dislikes long functions."]}
+
+
+def test_when_the_model_answers_no_json_the_rules_extract(upstream_emulator, fake):
+    fake.faults.clear()
+    fake.extraction_reply = lambda system, body: "Sorry, I cannot help with that."
+    try:
+        found = _memory_with_records(upstream_emulator, "The cache sits in Redis 7. Keep lines under 100 characters.")
+    finally:
+        fake.extraction_reply = None
+    assert found == {"facts": ["The cache sits in Redis 7."],
+                     "prefs": ["The user wants the assistant to keep lines under 100 characters."]}
+    log = (upstream_emulator.state_dir / "emulator-test.log").read_text()
+    assert "the local rules extract them instead" in log

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from emulator.memory import model_extraction
 from emulator.memory.strategies import Turn, extract_facts, extract_preferences
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,3 +102,24 @@ def test_the_extraction_benchmark_prints_before_and_after_for_both_sets():
         assert figures["after"]["semantic"]["recall"] > figures["before"]["semantic"]["recall"]
         assert figures["after"]["user_preference"]["recall"] > figures["before"]["user_preference"]["recall"]
         assert figures["after"]["user_preference"]["false_preferences"] == 0
+
+
+@pytest.mark.parametrize("answer, items", [
+    ('{"facts": ["The user uses Go."]}', ["The user uses Go."]),
+    ('Sure! {"facts": []} Hope that helps.', []),
+    ('{"preferences": ["x"]}', None),  # the wrong list
+    ('{"facts": "The user uses Go."}', None),  # not a list
+    ("I cannot do that.", None),
+    ('{"facts": ["The user uses Go.", 3]}', None),
+])
+def test_only_the_json_list_asked_for_counts_as_the_models_extraction(answer, items):
+    assert model_extraction.parse(answer, "facts") == items
+
+
+def test_without_an_upstream_the_rules_alone_extract(monkeypatch):
+    model_extraction.configure(None)
+    assert facts("The cache sits in Redis 7.") == ["The cache sits in Redis 7."]
+    monkeypatch.setattr("emulator.memory.strategies.model_extractor", lambda turns, kind: None)
+    assert facts("The cache sits in Redis 7.") == ["The cache sits in Redis 7."]  # the model could not answer
+    monkeypatch.setattr("emulator.memory.strategies.model_extractor", lambda turns, kind: ["The model's fact."])
+    assert facts("The cache sits in Redis 7.") == ["The model's fact."]
