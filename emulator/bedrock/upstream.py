@@ -128,7 +128,11 @@ class Upstream:
     def message(self, doc: dict) -> tuple[dict, Outcome]:
         """InvokeModel: the whole answer, which is already the body Bedrock returns for Anthropic models."""
         with self._open(doc, stream=False) as resp:
-            raw = resp.read()
+            try:
+                raw = resp.read()
+            except (OSError, http.client.HTTPException) as e:
+                raise ModelErrorException(f"The model upstream {self.config.messages_url} dropped the connection "
+                                          f"before its answer was complete ({e!r}).") from None
         try:
             message = json.loads(raw)
         except ValueError:

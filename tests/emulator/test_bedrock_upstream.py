@@ -147,6 +147,14 @@ def test_a_dropped_connection_mid_stream_is_a_model_stream_error(runtime_client,
     assert "stopped mid-answer" in err.value.response["Error"]["Message"]
 
 
+def test_a_dropped_connection_before_a_whole_message_is_a_model_error(runtime_client, fake):
+    fake.faults.append(Fault(drop_after=2, truncate_json=True))
+    with pytest.raises(ClientError) as err:
+        runtime_client.invoke_model(modelId="local-stand-in", body=body("hello"))
+    assert err.value.response["Error"]["Code"] == "ModelErrorException"
+    assert "dropped the connection" in err.value.response["Error"]["Message"]
+
+
 def test_events_pass_through_as_the_upstream_sends_them(runtime_client, fake):
     fault = Fault(pause_after=3)
     fake.faults.append(fault)
