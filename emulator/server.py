@@ -238,6 +238,9 @@ def serve(settings: Settings) -> int:
     else:
         print("emulator: IAM enforcement is OFF (EMULATOR_IAM_ENFORCEMENT=off): agents' calls are not judged "
               "against their role's policies, so a missing grant will only fail on AWS", flush=True)
+    if settings.model_upstream:
+        print(f"emulator: Bedrock's InvokeModel calls go to {settings.model_upstream.messages_url} as model "
+              f"{settings.model_upstream.model} (WORKSHOP_MODEL_UPSTREAM; unset it for the stand-in)", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

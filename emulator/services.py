@@ -13,6 +13,10 @@ def own_services(settings: Settings) -> list[OwnService]:
     from .memory.responses import create_backend as memory_backend
     from .runtime.responses import create_backend as runtime_backend
 
+    from .memory import model_extraction
+
+    # With a model upstream, long-term extraction asks that model first, as AWS's strategies do.
+    model_extraction.configure(settings.model_upstream)
     memory = memory_backend(settings)
     runtime = runtime_backend(settings)
     bedrock = bedrock_backend(settings)

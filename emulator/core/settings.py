@@ -31,6 +31,44 @@ def _switch_env(name: str, default: bool) -> bool:
 
 
 @dataclass(frozen=True)
+class ModelUpstream:
+    """An Anthropic Messages API endpoint that answers Bedrock's InvokeModel calls instead of the stand-in."""
+
+    url: str
+    model: str
+    api_key: str | None = None  # sent as x-api-key (Anthropic, LiteLLM)
+    auth_token: str | None = None  # sent as Authorization: Bearer (Ollama's cloud, gateways)
+    timeout: float = 600.0
+
+    @property
+    def messages_url(self) -> str:
+        # Anthropic's clients take the base URL and add /v1/messages; accept that and the full path alike.
+        base = self.url.rstrip("/")
+        if base.endswith("/v1/messages"):
+            return base
+        if base.endswith("/v1"):
+            return base + "/messages"
+        return base + "/v1/messages"
+
+
+def _model_upstream() -> ModelUpstream | None:
+    url = os.environ.get("WORKSHOP_MODEL_UPSTREAM", "").strip()
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise SystemExit(f"emulator: WORKSHOP_MODEL_UPSTREAM={url!r} must be an http:// or https:// URL, "
+                         "e.g. https://api.anthropic.com or http://localhost:11434")
+    model = os.environ.get("WORKSHOP_MODEL_UPSTREAM_MODEL", "").strip()
+    if not model:
+        raise SystemExit("emulator: WORKSHOP_MODEL_UPSTREAM is set but WORKSHOP_MODEL_UPSTREAM_MODEL is not: name "
+                         "the model the upstream serves (e.g. claude-sonnet-4-5 on Anthropic, qwen3-coder on Ollama)")
+    return ModelUpstream(url=url, model=model,
+                         api_key=os.environ.get("WORKSHOP_MODEL_UPSTREAM_API_KEY") or None,
+                         auth_token=os.environ.get("WORKSHOP_MODEL_UPSTREAM_AUTH_TOKEN") or None,
+                         timeout=_float_env("WORKSHOP_MODEL_UPSTREAM_TIMEOUT", 600.0))
+
+
+@dataclass(frozen=True)
 class Settings:
     state_dir: Path
     host: str = "127.0.0.1"
@@ -51,6 +89,9 @@ class Settings:
     # Lifetime of each set of role credentials an agent gets (AssumeRole's default is one hour).
     role_credential_seconds: float = field(
         default_factory=lambda: _float_env("EMULATOR_ROLE_CREDENTIAL_SECONDS", 3600.0))
+    # Bedrock's InvokeModel* forwarded to an Anthropic-compatible endpoint (WORKSHOP_MODEL_UPSTREAM); None: the
+    # deterministic stand-in answers, as in tests and CI.
+    model_upstream: ModelUpstream | None = field(default_factory=_model_upstream)
 
     @property
     def endpoint(self) -> str:
