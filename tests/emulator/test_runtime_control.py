@@ -275,11 +275,11 @@ def test_a_malformed_or_foreign_runtime_next_token_is_a_validation_error_naming_
 def test_resolving_an_image_does_not_hold_the_store_lock(tmp_path):
     import threading
 
-    from emulator.runtime.models import RuntimeStore
+    from emulator.runtime.store import RuntimeStore
 
     resolving, release = threading.Event(), threading.Event()
 
-    def slow_resolve(uri, region, account):  # stands in for ECR and S3 calls of up to a minute
+    def slow_resolve(uri, account, region):  # stands in for ECR and S3 calls of up to a minute
         resolving.set()
         release.wait(10)
         return {"containerUri": uri, "imageDigest": None, "context": None}
