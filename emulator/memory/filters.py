@@ -7,6 +7,7 @@ from typing import Any
 
 from .schema import _epoch
 
+
 def event_matches(row: sqlite3.Row, filters: list[dict]) -> bool:
     metadata = json.loads(row["metadata"]) if row["metadata"] else {}
     for f in filters:

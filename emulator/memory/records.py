@@ -237,6 +237,7 @@ class Records:
             self._vectors.pop(mid, None)
         return {"successfulRecords": ok, "failedRecords": failed}
 
+
 def _index(rows: list) -> tuple[list[str], np.ndarray, np.ndarray]:
     ids = [r["id"] for r in rows]
     strategy_ids = np.array([r["strategy_id"] for r in rows], dtype=object)

@@ -57,7 +57,6 @@ CREATE TABLE IF NOT EXISTS extraction_progress (
 """
 
 
-
 def open_database(path: Path) -> sqlite3.Connection:
     """The memory database, created on first use; shared by the server's threads under the backend's lock."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -86,6 +85,7 @@ class Transaction:
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
         return False
 
+
 def _now() -> float:
     return time.time()
 
@@ -98,6 +98,7 @@ def _epoch(value: Any) -> float:
     if isinstance(value, dt.datetime):
         return value.timestamp()
     return float(value)
+
 
 def _record_id() -> str:
     return "mem-" + str(uuid.uuid4())

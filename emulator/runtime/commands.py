@@ -12,6 +12,7 @@ from typing import Callable
 from ..bedrock.eventstream import frame
 from .processes import AgentProcess, terminate_group
 
+
 class CommandStream:
     """One InvokeAgentRuntimeCommand: a shell command in the session's microVM, streamed as AWS event-stream chunks.
 

@@ -16,7 +16,6 @@ def log_group_name(runtime_id: str, endpoint: str = "DEFAULT") -> str:
     return f"/aws/bedrock-agentcore/runtimes/{runtime_id}-{endpoint}"
 
 
-
 class LogShipper:
     """Batches agent output lines into CloudWatch Logs (moto's logs backend, in this process).
 

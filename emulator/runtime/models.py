@@ -134,6 +134,8 @@ class RuntimeBackend:
 
 
 # -- documents: a runtime as the control plane's answers describe it --------------------------
+
+
 def version_view(doc: dict, version: str | None = None) -> dict:
     """GetAgentRuntime's answer for one version (the latest unless named)."""
     version = version or doc["latest"]

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+
 def role_session_name(session_id: str) -> str:
     """An AssumeRole session name ([\\w+=,.@-], at most 64 characters) that names the runtime session."""
     return ("agentcore-" + re.sub(r"[^\w+=,.@-]", "-", session_id))[:64]
@@ -32,8 +33,9 @@ def session_dir_name(session_id: str) -> str:
     return f"{safe}-{hashlib.sha256(session_id.encode()).hexdigest()[:10]}"
 
 
-
 @dataclass
+
+
 class Launch:
     """Everything needed to start the agent for one session."""
 
@@ -54,6 +56,8 @@ class Launch:
 
 
 @dataclass(eq=False)  # identity: one object per process, kept in sets
+
+
 class AgentProcess:
     launch: Launch
     port: int
@@ -99,7 +103,6 @@ class AgentProcess:
 
     def log_tail(self, lines: int = 5) -> str:
         return " | ".join(list(self.tail)[-lines:]) or "(no output)"
-
 
 
 def terminate_group(popen: subprocess.Popen, grace: float = 5.0) -> None:

@@ -102,7 +102,6 @@ class _StreamedBody:
             self.on_done(broken)
 
 
-
 def _sse_error(message: str) -> bytes:
     doc = {"error": "RuntimeClientError", "message": message}
     return b"\n\nevent: error\ndata: " + json.dumps(doc).encode() + b"\n\n"

@@ -46,7 +46,6 @@ _INHERITED_ENV = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRAR
 _INHERITED_PREFIXES = ("LC_",)
 
 
-
 class Supervisor:
     """The live agent processes, by (runtime id, session id)."""
 
