@@ -29,6 +29,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .actions import NO_PERMISSION, Ask
+from .exceptions import denied_message
+
 log = logging.getLogger("emulator.iam")
 
 # botocore refreshes container credentials 15 minutes before they expire (advisory) and the JS SDK 5;
@@ -409,16 +412,13 @@ class IamBackend:
             return Refusal("expired-token")
         return session
 
-    def authorize(self, session: Session, asks: list, region: str) -> Refusal | None:
+    def authorize(self, session: Session, asks: list[Ask], region: str) -> Refusal | None:
         """None when the role's policies allow every action the request asks for; else the first denial."""
-        from . import actions
-        from .exceptions import denied_message
-
         context_base = {"aws:SecureTransport": ["false"], "aws:RequestedRegion": [region],
                         "aws:PrincipalArn": [session.role_arn], "aws:PrincipalAccount": [session.account_id],
                         "aws:userid": [f"{session.role_name}:{session.session_name}"]}
         for ask in asks:
-            if ask.action in actions.NO_PERMISSION:
+            if ask.action in NO_PERMISSION:
                 continue
             decision = self.judge(session, ask.action, ask.resource, {**context_base, **ask.context})
             if not decision.allowed:

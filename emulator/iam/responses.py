@@ -122,7 +122,7 @@ class Gate:
         protocol = _protocol(service)
         if isinstance(session, Refusal):
             return error_for(protocol, _refusal_error(session, protocol))
-        # Only now is the request parsed (its body buffered): the workshop user's own calls are never read twice.
+        # Parsed only now, for a runtime role's request: the workshop user's own calls pass without being read here.
         refusal = self.backend.authorize(session, self._asks(environ, service, region, protocol, own_router), region)
         return None if refusal is None else error_for(protocol, _refusal_error(refusal, protocol))
 
