@@ -3,6 +3,8 @@
 As in every service of the emulator, a handler takes the parameters emulator/core/restjson.py parsed from
 botocore's model, calls the backend with the caller's account and region (in that order), and returns the
 members of the operation's output shape, which restjson serialises. State and rules live in models.py.
+Unlike the runtime's and Bedrock's backends, which take named arguments, the memory backend's methods still
+take the whole parameter dict and answer the output members themselves (issue 9 left that step open).
 """
 from __future__ import annotations
 
