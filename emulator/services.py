@@ -27,7 +27,7 @@ def own_services(settings: Settings) -> list[OwnService]:
             signing_name="bedrock-agentcore",
             router=RestJsonService(["bedrock-agentcore", "bedrock-agentcore-control"],
                                    {**memory.handlers, **runtime.handlers}),
-            closers=[runtime.close, memory.close],
+            backends=[memory, runtime],
         ),
         # bedrock-runtime (InvokeModel*) and bedrock (ListInferenceProfiles) both sign as "bedrock".
         # Claude Code in a runtime signs them with the execution role's credentials (judged by IAM); run
@@ -36,6 +36,6 @@ def own_services(settings: Settings) -> list[OwnService]:
             signing_name="bedrock",
             router=RestJsonService(["bedrock-runtime", "bedrock"], bedrock.handlers),
             unsigned_paths=re.compile(r"^/(model/|inference-profiles|foundation-models)"),
-            closers=[bedrock.close],
+            backends=[bedrock],
         ),
     ]

@@ -674,26 +674,38 @@ def _forged(doc) -> str:
     import base64
     import json
 
-    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()
+    return base64.b64encode(json.dumps(doc).encode()).decode()
+
+
+def _scoped(doc, scope: str):
+    """The doc with the placeholder scope "ListMemories" replaced by the scope a ListMemories call has."""
+    return {**doc, "s": scope} if isinstance(doc, dict) and doc.get("s") == "ListMemories" else doc
 
 
 @pytest.mark.parametrize("doc", [{"s": "ListMemories"}, {"s": "ListMemories", "o": -5},
                                  {"s": "ListMemories", "o": "3"}, {"s": "ListMemories", "o": 1.5},
                                  {"s": "ListMemories", "o": True}, {"s": "ListActors", "o": 0}, ["ListMemories"]])
 def test_a_malformed_list_memories_token_is_a_validation_error_naming_it(control, doc):
+    from emulator.core import paginator
+
+    doc = _scoped(doc, paginator.scope("ListMemories", {}))
     with pytest.raises(ClientError) as err:
         control.list_memories(nextToken=_forged(doc))
     assert _code(err) == "ValidationException"
-    assert "nextToken" in err.value.response["Error"]["Message"]
+    message = err.value.response["Error"]["Message"]
+    assert "nextToken" in message
+    if isinstance(doc, dict) and doc["s"] != "ListActors":
+        assert "malformed" in message, message  # refused for its position, not as another request's
 
 
 def test_malformed_data_plane_tokens_are_validation_errors_not_500s(data, memory):
-    from emulator.memory.models import _fingerprint
+    from emulator.core import paginator
 
     actor, session = "token-actor", "token-session"
     _say(data, memory["id"], actor, session, "USER", "hello")
-    events_scope = "ListEvents:" + _fingerprint([actor, session, {}])[:16]
-    sessions_scope = "ListSessions:" + _fingerprint([actor, False])[:16]
+    events_scope = paginator.scope("ListEvents", {"memoryId": memory["id"], "actorId": actor, "sessionId": session})
+    sessions_scope = paginator.scope("ListSessions", {"memoryId": memory["id"], "actorId": actor})
+    actors_scope = paginator.scope("ListActors", {"memoryId": memory["id"]})
     calls = [
         lambda t: data.list_events(memoryId=memory["id"], actorId=actor, sessionId=session, nextToken=t),
         lambda t: data.list_sessions(memoryId=memory["id"], actorId=actor, nextToken=t),
@@ -702,11 +714,14 @@ def test_malformed_data_plane_tokens_are_validation_errors_not_500s(data, memory
     forged = [
         [{"s": events_scope}, {"s": events_scope, "t": "x", "q": 1}, {"s": events_scope, "t": 1.0, "q": -1}],
         [{"s": sessions_scope}, {"s": sessions_scope, "o": -1}],
-        [{"s": "ListActors", "o": "0"}, {"s": "ListMemories", "o": 0}],
+        [{"s": actors_scope, "o": "0"}],
     ]
     for call, docs in zip(calls, forged):
         for doc in docs:
             with pytest.raises(ClientError) as err:
                 call(_forged(doc))
             assert _code(err) == "ValidationException", doc
-            assert "nextToken" in err.value.response["Error"]["Message"]
+            assert "malformed" in err.value.response["Error"]["Message"], doc
+    with pytest.raises(ClientError) as err:
+        calls[2](_forged({"s": paginator.scope("ListMemories", {}), "o": 0}))
+    assert _code(err) == "ValidationException" and "different request" in err.value.response["Error"]["Message"]

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from emulator.core.settings import Settings
-from emulator.runtime.supervisor import Launch, Supervisor
+from emulator.runtime.processes import Launch
+from emulator.runtime.supervisor import Supervisor
 
 
 def _launch(tmp_path: Path, **overrides) -> Launch:
@@ -48,7 +49,7 @@ FAKE_AGENT = Path(__file__).parent / "fixtures" / "fake_agent"
 def _invoke(proc, prompt: str) -> dict:
     import json
 
-    from emulator.runtime.supervisor import forward
+    from emulator.runtime.proxy import forward
 
     done = []
     status, _, body = forward(proc, json.dumps({"input": {"prompt": prompt}}).encode(),
