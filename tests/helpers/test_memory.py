@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from helpers import aws, config, memory
+from helpers.changes import Change
 from helpers.errors import MemoryServiceError
 
 TURNS = [
@@ -72,7 +73,7 @@ def test_an_ssm_id_of_a_deleted_memory_is_repaired_not_trusted(settings):
                                               Type="String", Overwrite=True)
     created = memory.get_or_create_memory(settings, progress=False)
     assert created["id"] != "Gone-abcdeFGH12" and _ssm_value(settings) == created["id"]
-    assert memory.delete_memory(settings) == created["id"]
+    assert memory.delete_memory(settings).ids == (created["id"],)
     replaced = memory.get_or_create_memory(settings, progress=False)
     assert replaced["id"] != created["id"] and replaced["status"] == "ACTIVE"
     assert _ssm_value(settings) == replaced["id"]
@@ -88,7 +89,7 @@ def test_creating_after_a_cleanup_is_safe_though_the_first_token_is_spent(settin
         created = memory.get_or_create_memory(settings, progress=False)
         assert created["status"] == "ACTIVE" and created["id"] not in ids
         ids.append(created["id"])
-        assert memory.delete_memory(settings) == created["id"]
+        assert memory.delete_memory(settings).ids == (created["id"],)
         ssm.delete_parameter(Name=settings.memory_id_parameter)  # as 99_cleanup does
         deadline = time.monotonic() + 10
         while any(m["id"] == created["id"] for m in control.list_memories()["memories"]):
@@ -105,9 +106,11 @@ def test_memory_id_without_the_parameter_is_a_clear_error(settings):
 
 def test_delete_memory_is_safe_to_repeat(settings):
     created = memory.get_or_create_memory(settings, progress=False)
-    assert memory.delete_memory(settings) == created["id"]
+    first = memory.delete_memory(settings)
+    assert (first.change, first.ids) == (Change.DELETED, (created["id"],))
     # Still DELETING (or gone): deleting again finds nothing left to delete, and does not fail.
-    assert memory.delete_memory(settings) in (None, created["id"])
+    again = memory.delete_memory(settings)
+    assert again.change in (Change.ALREADY_GONE, Change.DELETED) and again.ids in ((), (created["id"],))
 
 
 def test_events_df_shows_turns_oldest_first(settings):
