@@ -85,7 +85,8 @@ CREATE INDEX IF NOT EXISTS strategies_by_memory ON strategies(memory_id, positio
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, memory_id TEXT NOT NULL, actor_id TEXT NOT NULL,
     session_id TEXT NOT NULL, event_id TEXT NOT NULL, ts REAL NOT NULL, payload TEXT NOT NULL,
-    branch_name TEXT, branch_root TEXT, metadata TEXT, client_token TEXT, created_at REAL NOT NULL
+    branch_name TEXT, branch_root TEXT, metadata TEXT, client_token TEXT, created_at REAL NOT NULL,
+    skip_extraction INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events(memory_id, event_id);
 CREATE INDEX IF NOT EXISTS events_by_session ON events(memory_id, actor_id, session_id, ts, seq);
@@ -208,6 +209,9 @@ class MemoryBackend:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        # State dirs from before events recorded extractionMode: add the column (SQLite keeps the rows).
+        if "skip_extraction" not in {c["name"] for c in self._db.execute("PRAGMA table_info(events)")}:
+            self._db.execute("ALTER TABLE events ADD COLUMN skip_extraction INTEGER NOT NULL DEFAULT 0")
         # memory id -> namespace (or path) -> (record ids, strategy ids, embedding matrix)
         self._vectors: dict[str, dict] = {}
         self._next_transition = 0.0  # earliest ready_at/gone_at still pending: skip the check before it
@@ -568,11 +572,11 @@ class MemoryBackend:
             with self._tx():
                 cur = db.execute(
                     "INSERT INTO events (memory_id, actor_id, session_id, event_id, ts, payload, branch_name,"
-                    " branch_root, metadata, client_token, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    " branch_root, metadata, client_token, created_at, skip_extraction) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (mid, params["actorId"], session_id, event_id, timestamp,
                      json.dumps(params["payload"], default=_json_default), branch.get("name"),
                      branch.get("rootEventId"), json.dumps(params["metadata"]) if params.get("metadata") else None,
-                     token, now))
+                     token, now, int(params.get("extractionMode") == "SKIP")))
                 db.execute("INSERT OR IGNORE INTO sessions (memory_id, actor_id, session_id, created_at) "
                            "VALUES (?,?,?,?)", (mid, params["actorId"], session_id, now))
                 if params.get("extractionMode") != "SKIP" and self._has_extracting_strategies(mid):
@@ -963,8 +967,10 @@ class MemoryBackend:
                                         "actor_id=? AND session_id=?", (mid, actor_id, session_id)).fetchone()
             last_seq = progress["last_seq"] if progress else 0
             events = self._db.execute(
+                # extractionMode SKIP: "stored in short-term memory but excluded from long-term memory
+                # extraction" (botocore's CreateEvent model), also when a later event of its session is extracted.
                 "SELECT seq, payload FROM events WHERE memory_id=? AND actor_id=? AND session_id=? "
-                "ORDER BY ts, seq", (mid, actor_id, session_id)).fetchall()
+                "AND skip_extraction=0 ORDER BY ts, seq", (mid, actor_id, session_id)).fetchall()
         if not events:
             return 0
         all_turns = [t for e in events for t in _turns(e["payload"])]
