@@ -10,7 +10,7 @@ import pytest
 
 from helpers import aws, config
 from helpers.errors import ConfigError, EmulatorError
-from tests.conftest import free_port
+from tests.support.emulator import free_port
 
 
 @pytest.fixture

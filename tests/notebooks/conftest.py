@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from helpers import config, workshop as runner
-from tests.conftest import EmulatorProcess
+from tests.support.emulator import EmulatorProcess
 
 
 class Workshop:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.emulator import ROOT
 
 
 @pytest.mark.slow
