@@ -8,7 +8,9 @@ import pytest
 
 from helpers import aws, config, memory
 from helpers.changes import Change
+from helpers.deployment import Deployment
 from helpers.errors import MemoryServiceError
+from tests.support.calls import counting_calls
 
 TURNS = [
     ("USER", "I work at Acme on the payments service. Our stack is Python and Postgres."),
@@ -157,3 +159,30 @@ def test_records_df_rejects_an_unknown_kind(settings):
     with pytest.raises(MemoryServiceError) as err:
         memory.records_df(settings, "cy", "opinions")
     assert "facts" in str(err.value)
+
+
+def test_record_counts_reads_the_memory_id_and_strategies_once_not_once_per_kind(settings):
+    memory.get_or_create_memory(settings, progress=False)
+    with counting_calls(settings, "ssm", "bedrock-agentcore-control") as calls:
+        assert memory.record_counts(settings, "nobody") == {"facts": 0, "summaries": 0, "preferences": 0}
+    assert (calls["GetParameter"], calls["GetMemory"]) == (1, 1)
+
+
+def test_waiting_for_records_resolves_the_memory_once_however_often_it_polls(settings):
+    memory.get_or_create_memory(settings, progress=False)
+    memory.add_turns(settings, "wait", "s1", TURNS)
+    with counting_calls(settings, "ssm", "bedrock-agentcore-control", "bedrock-agentcore") as calls:
+        memory.wait_for_records(settings, "wait", "s1", progress=False)
+    assert (calls["GetParameter"], calls["GetMemory"]) == (1, 1)
+    assert calls["ListMemoryRecords"] >= 3  # one per kind per poll: the polling itself still happened
+
+
+def test_a_deployment_keeps_what_it_resolved_until_refreshed(settings):
+    first = memory.get_or_create_memory(settings, progress=False)
+    deployment = Deployment(settings)
+    assert deployment.memory_id == first["id"] and set(deployment.strategies) == set(memory.KINDS)
+    memory.delete_memory(settings)
+    aws.client("ssm", settings).delete_parameter(Name=settings.memory_id_parameter)
+    assert deployment.memory_id == first["id"]  # kept: no call was made
+    with pytest.raises(MemoryServiceError, match="has not been created"):
+        deployment.refresh().memory_id

@@ -8,6 +8,7 @@ import pytest
 from helpers import config, stack
 from helpers.changes import Change
 from helpers.errors import StackError
+from tests.support.calls import counting_calls
 
 _names = itertools.count()
 
@@ -92,9 +93,11 @@ def test_the_stacks_bucket_is_usable_on_the_emulator(shared, emulator):
         s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
 
 
-def test_outputs_df_has_one_row_per_output(shared):
+def test_outputs_df_has_one_row_per_output_from_one_describe_stacks_call(shared):
     settings, result = shared
-    df = stack.outputs_df(settings)
+    with counting_calls(settings, "cloudformation") as calls:
+        df = stack.outputs_df(settings)
+    assert calls["DescribeStacks"] == 1
     assert list(df.columns) == ["output", "value", "description"]
     assert dict(zip(df["output"], df["value"])) == result.outputs
 
