@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tests.notebooks.checks import check
-from tests.notebooks.conftest import cell_text
+from tests.support.notebooks import cell_text
 
 
 @check("00_setup")
