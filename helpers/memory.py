@@ -235,7 +235,9 @@ def delete_memory(settings: Settings, *, progress: bool = True) -> Deleted:
         ids.append(stored)
     for page in control.get_paginator("list_memories").paginate():
         for summary in page.get("memories", []):
-            if summary["id"].rsplit("-", 1)[0] == settings.memory_name and summary["id"] not in ids:
+            # One already DELETING was removed by an earlier call: deleting it again is not this call's removal.
+            if (summary["id"].rsplit("-", 1)[0] == settings.memory_name and summary["id"] not in ids
+                    and summary.get("status") != "DELETING"):
                 ids.append(summary["id"])
     deleted = []
     for mid in ids:

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from helpers import aws, config, memory
-from helpers.changes import Change
+from helpers.changes import Change, Deleted
 from helpers.deployment import Deployment
 from helpers.errors import MemoryServiceError
 from tests.support.calls import counting_calls
@@ -110,9 +110,12 @@ def test_delete_memory_is_safe_to_repeat(settings):
     created = memory.get_or_create_memory(settings, progress=False)
     first = memory.delete_memory(settings)
     assert (first.change, first.ids) == (Change.DELETED, (created["id"],))
-    # Still DELETING (or gone): deleting again finds nothing left to delete, and does not fail.
+    # Still DELETING (or gone), and the SSM id is left to helpers.cleanup: deleting again must not fail.
     again = memory.delete_memory(settings)
     assert again.change in (Change.ALREADY_GONE, Change.DELETED) and again.ids in ((), (created["id"],))
+    aws.client("ssm", settings).delete_parameter(Name=settings.memory_id_parameter)
+    # With the id gone too (as after a clean-up), a memory still DELETING is not reported as removed again.
+    assert memory.delete_memory(settings) == Deleted.of([])
 
 
 def test_events_df_shows_turns_oldest_first(settings):
