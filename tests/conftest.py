@@ -43,7 +43,7 @@ def local_env(emulator, monkeypatch, tmp_path):
 
 @pytest.fixture
 def fresh_workshop_env(tmp_path):
-    """Environment for a child process (CLI, nbval) aimed at an emulator of its own, as a user's would be."""
+    """Environment for a child process (the CLI) aimed at an emulator of its own, as a user's would be."""
     emu = EmulatorProcess(tmp_path / "emulator", env={"EMULATOR_EXTRACTION_DELAY": "0.3"}).start()
     yield {**os.environ, "WORKSHOP_TARGET": "local", "AWS_ENDPOINT_URL": emu.endpoint,
            "WORKSHOP_STATE_DIR": str(tmp_path / "workshop")}
