@@ -6,11 +6,13 @@ from pathlib import Path
 
 from . import aws, stack
 from .config import Settings
+from .deployment import Deployment, of as _deployment
 from .logs import runtime_log_group
 from .errors import WorkshopError
 
 # The agent accepts only these ids (container/agent/request.py: AgentCore Memory's own patterns, with
-# no '/' or ':'), so only these can have files; checking here also keeps paths inside `dest`.
+# no '/' or ':'), so only these can have files; checking here also keeps paths inside `dest`. helpers cannot
+# import container/: tests/container/test_ids_agree_with_helpers.py keeps the two copies one rule.
 _IDS = {"actor_id": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}"),
         "session_id": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")}
 
@@ -20,15 +22,16 @@ _IDS = {"actor_id": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}"),
 AGENT_STATE_DIR = ".claude/"
 
 
-def session_objects(settings: Settings, actor_id: str, session_id: str, *,
+def session_objects(settings: Settings | Deployment, actor_id: str, session_id: str, *,
                     include_agent_state: bool = False) -> list[dict]:
     """Every file of the session: `sessions/{actor}/{session}/...` and `outputs/{stamp}/{actor}/{session}/...`.
 
     The agent's own state (`.claude/`, Claude Code's transcript) is left out unless `include_agent_state`.
     """
     _check_ids(actor_id, session_id)
-    bucket = _bucket(settings)
-    s3 = aws.client("s3", settings)
+    deployment = _deployment(settings)
+    bucket = _bucket(deployment)
+    s3 = aws.client("s3", deployment.settings)
     found = []
     paginator = s3.get_paginator("list_objects_v2")
     prefix = f"sessions/{actor_id}/{session_id}/"
@@ -43,7 +46,7 @@ def session_objects(settings: Settings, actor_id: str, session_id: str, *,
     return found
 
 
-def download_session(settings: Settings, actor_id: str, session_id: str, dest: Path | None = None, *,
+def download_session(settings: Settings | Deployment, actor_id: str, session_id: str, dest: Path | None = None, *,
                      include_agent_state: bool = False):
     """Download the session's files under `.workshop/downloads/{actor}/{session}/` and list them as a table.
 
@@ -51,10 +54,12 @@ def download_session(settings: Settings, actor_id: str, session_id: str, dest: P
     """
     import pandas as pd
 
-    objects = session_objects(settings, actor_id, session_id, include_agent_state=include_agent_state)
+    deployment = _deployment(settings)
+    settings = deployment.settings
+    objects = session_objects(deployment, actor_id, session_id, include_agent_state=include_agent_state)
     root = (dest or settings.state_dir / "downloads" / actor_id / session_id).resolve()
     s3 = aws.client("s3", settings)
-    bucket = _bucket(settings)
+    bucket = _bucket(deployment)
     rows = []
     for obj in objects:
         target = (root / obj["Key"]).resolve()
@@ -97,10 +102,10 @@ def deployment_df(settings: Settings):
     return pd.DataFrame(rows, columns=["field", "value"])
 
 
-def _bucket(settings: Settings) -> str:
-    bucket = stack.stack_outputs(settings).get("BucketName")
+def _bucket(deployment: Deployment) -> str:
+    bucket = deployment.bucket
     if not bucket:
-        raise WorkshopError(f"Stack {settings.stack_name} has no BucketName output.",
+        raise WorkshopError(f"Stack {deployment.settings.stack_name} has no BucketName output.",
                             hint="Deploy it first (notebook 01 or `python -m helpers deploy`).")
     return bucket
 

@@ -44,11 +44,12 @@ class Events:
             with self._tx():
                 cur = db.execute(
                     "INSERT INTO events (memory_id, actor_id, session_id, event_id, ts, payload, branch_name,"
-                    " branch_root, metadata, client_token, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    " branch_root, metadata, client_token, created_at, skip_extraction)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (mid, params["actorId"], session_id, event_id, timestamp,
                      json.dumps(params["payload"], default=_json_default), branch.get("name"),
                      branch.get("rootEventId"), json.dumps(params["metadata"]) if params.get("metadata") else None,
-                     token, now))
+                     token, now, int(params.get("extractionMode") == "SKIP")))
                 db.execute("INSERT OR IGNORE INTO sessions (memory_id, actor_id, session_id, created_at) "
                            "VALUES (?,?,?,?)", (mid, params["actorId"], session_id, now))
                 if params.get("extractionMode") != "SKIP" and self._has_extracting_strategies(mid):

@@ -60,8 +60,10 @@ class Extraction:
                                         "actor_id=? AND session_id=?", (mid, actor_id, session_id)).fetchone()
             last_seq = progress["last_seq"] if progress else 0
             events = self._db.execute(
+                # extractionMode SKIP: "stored in short-term memory but excluded from long-term memory
+                # extraction" (botocore's CreateEvent model), also when a later event of its session is extracted.
                 "SELECT seq, payload FROM events WHERE memory_id=? AND actor_id=? AND session_id=? "
-                "ORDER BY ts, seq", (mid, actor_id, session_id)).fetchall()
+                "AND skip_extraction=0 ORDER BY ts, seq", (mid, actor_id, session_id)).fetchall()
         if not events:
             return 0
         all_turns = [t for e in events for t in _turns(e["payload"])]

@@ -26,7 +26,8 @@ CREATE INDEX IF NOT EXISTS strategies_by_memory ON strategies(memory_id, positio
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, memory_id TEXT NOT NULL, actor_id TEXT NOT NULL,
     session_id TEXT NOT NULL, event_id TEXT NOT NULL, ts REAL NOT NULL, payload TEXT NOT NULL,
-    branch_name TEXT, branch_root TEXT, metadata TEXT, client_token TEXT, created_at REAL NOT NULL
+    branch_name TEXT, branch_root TEXT, metadata TEXT, client_token TEXT, created_at REAL NOT NULL,
+    skip_extraction INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events(memory_id, event_id);
 CREATE INDEX IF NOT EXISTS events_by_session ON events(memory_id, actor_id, session_id, ts, seq);
@@ -64,6 +65,9 @@ def open_database(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(SCHEMA)
+    # State dirs from before events recorded extractionMode: add the column (SQLite keeps the rows).
+    if "skip_extraction" not in {c["name"] for c in db.execute("PRAGMA table_info(events)")}:
+        db.execute("ALTER TABLE events ADD COLUMN skip_extraction INTEGER NOT NULL DEFAULT 0")
     return db
 
 

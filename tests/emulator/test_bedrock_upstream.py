@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError, EventStreamError
 
 from emulator.core.settings import ModelUpstream
-from tests.conftest import EmulatorProcess
+from tests.support.emulator import EmulatorProcess
 from tests.emulator.fixtures.anthropic_upstream import MODEL, FakeAnthropic, Fault
 from tests.emulator.test_bedrock import CLAUDE_CLI, assembled, body
 
@@ -170,7 +170,7 @@ def test_events_pass_through_as_the_upstream_sends_them(runtime_client, fake):
 
 
 def test_an_upstream_that_is_not_running_is_a_model_error_naming_it(tmp_path):
-    from tests.conftest import free_port
+    from tests.support.emulator import free_port
     url = f"http://127.0.0.1:{free_port()}"
     emu = EmulatorProcess(tmp_path, env={"WORKSHOP_MODEL_UPSTREAM": url, "WORKSHOP_MODEL_UPSTREAM_MODEL": "m"}).start()
     try:

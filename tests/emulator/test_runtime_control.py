@@ -8,9 +8,9 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import EmulatorProcess
-from tests.emulator.fixtures.runtime import (ROLE_ARN, create_runtime, output_problems, push_fake_image, require_mmdsv2,
-                                            wait_ready)
+from tests.support.emulator import EmulatorProcess
+from tests.emulator.fixtures.runtime import ROLE_ARN, create_runtime, push_fake_image, require_mmdsv2, wait_ready
+from tests.support.shapes import output_problems
 
 
 def _name(prefix: str = "rt") -> str:

@@ -5,6 +5,7 @@ import pytest
 
 from helpers import config, outputs, stack
 from helpers.errors import WorkshopError
+from tests.support.calls import counting_calls
 
 
 @pytest.fixture
@@ -28,7 +29,9 @@ def test_download_fetches_session_and_output_files_of_that_session_only(deployed
     # Actor "x", session "alice", folder "s1": its key contains "/alice/s1/" but is not alice's.
     s3.put_object(Bucket=bucket, Key="outputs/20261126_120000/x/alice/s1/other.txt", Body=b"x's")
 
-    df = outputs.download_session(settings, "alice", "s1", dest=tmp_path)
+    with counting_calls(settings, "cloudformation") as calls:
+        df = outputs.download_session(settings, "alice", "s1", dest=tmp_path)
+    assert calls["DescribeStacks"] == 1  # the bucket is resolved once, not once per step
     assert sorted(df["kind"]) == ["output", "session"]
     assert set(df["file"]) == {"hello.py"}
     for path in df["local_path"]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tests.notebooks.checks import check
-from tests.notebooks.conftest import cell_text
+from tests.support.notebooks import cell_text, recorded_value
 
 
 @check("07_chat")
@@ -16,4 +16,4 @@ def the_chat_reaches_the_agent_and_lists_the_file_it_wrote(workshop, executed):
 
 @check("07_chat")
 def quit_ends_the_chat(workshop, executed):
-    assert cell_text(executed, 'ui.session.send("/quit")').strip().endswith("True")
+    assert recorded_value(executed, "closed_after_quit") is True
