@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.conftest import EmulatorProcess  # noqa: E402  (the same child-process emulator the tests use)
+from tests.support.emulator import EmulatorProcess  # noqa: E402  (the same child-process emulator the tests use)
 
 SUBJECTS = ["The user", "The user's team", "The project", "The service", "The pipeline", "The assistant"]
 VERBS = ["uses", "prefers", "deploys", "maintains", "tests", "avoids", "documents", "migrates", "monitors"]

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "container"))
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.conftest import EmulatorProcess  # noqa: E402  (the same child-process emulator the tests use)
+from tests.support.emulator import EmulatorProcess  # noqa: E402  (the same child-process emulator the tests use)
 
 PROMPT = "hello, turn {n}"
 

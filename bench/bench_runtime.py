@@ -27,7 +27,7 @@ AGENTS = {"real": ROOT / "container", "fake": ROOT / "tests" / "emulator" / "fix
 PROMPTS = {"real": ("Say hello in one short sentence.", "And once more, briefly."), "fake": ("hello", "again")}
 ROLE_ARN = "arn:aws:iam::123456789012:role/bench-runtime-role"
 
-from tests.conftest import EmulatorProcess  # noqa: E402  (the same child-process emulator the tests use)
+from tests.support.emulator import EmulatorProcess  # noqa: E402  (the same child-process emulator the tests use)
 
 
 def deploy(kind: str, tag: str):

@@ -17,8 +17,9 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Iterable
 
+from .core.backend import Backend, close_all
 from .core.errors import ServiceError, ValidationException
 from .core.restjson import HttpResponse, RestJsonService, error_response
 from .core.settings import DEFAULT_REGION, Settings
@@ -55,11 +56,8 @@ class OwnService:
     router: RestJsonService
     # Paths this service answers without a signature (None: signed requests only).
     unsigned_paths: re.Pattern | None = None
-    closers: list[Callable[[], None]] = field(default_factory=list)
-
-    def close(self) -> None:
-        for close in self.closers:
-            close()
+    # The backends behind the router, in the order they were made (closed newest first).
+    backends: list[Backend] = field(default_factory=list)
 
 
 class EmulatorApp:
@@ -143,7 +141,7 @@ class EmulatorApp:
         try:
             body = _read_body(environ)
             response = svc.router.handle(environ["REQUEST_METHOD"], raw_path, environ.get("QUERY_STRING", ""),
-                                         headers, body, region, self.settings.account_id)
+                                         headers, body, self.settings.account_id, region)
         except ServiceError as exc:
             response = error_response(exc)
         except Exception as exc:  # a bug of ours: answer as AWS does (500) and keep the trace in the log
@@ -238,6 +236,9 @@ def serve(settings: Settings) -> int:
     else:
         print("emulator: IAM enforcement is OFF (EMULATOR_IAM_ENFORCEMENT=off): agents' calls are not judged "
               "against their role's policies, so a missing grant will only fail on AWS", flush=True)
+    if settings.model_upstream:
+        print(f"emulator: Bedrock's InvokeModel calls go to {settings.model_upstream.messages_url} as model "
+              f"{settings.model_upstream.model} (WORKSHOP_MODEL_UPSTREAM; unset it for the stand-in)", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
@@ -262,8 +263,4 @@ def _port_problem(host: str, port: int) -> str | None:
 
 
 def _close(app: EmulatorApp) -> None:
-    for svc in app.own.values():
-        try:
-            svc.close()
-        except Exception:  # shutting down: report and go on closing the rest
-            log.exception("error while closing %s", svc.signing_name)
+    close_all(backend for svc in app.own.values() for backend in svc.backends)

@@ -13,6 +13,10 @@ def own_services(settings: Settings) -> list[OwnService]:
     from .memory.responses import create_backend as memory_backend
     from .runtime.responses import create_backend as runtime_backend
 
+    from .memory import model_extraction
+
+    # With a model upstream, long-term extraction asks that model first, as AWS's strategies do.
+    model_extraction.configure(settings.model_upstream)
     memory = memory_backend(settings)
     runtime = runtime_backend(settings)
     bedrock = bedrock_backend(settings)
@@ -23,7 +27,7 @@ def own_services(settings: Settings) -> list[OwnService]:
             signing_name="bedrock-agentcore",
             router=RestJsonService(["bedrock-agentcore", "bedrock-agentcore-control"],
                                    {**memory.handlers, **runtime.handlers}),
-            closers=[runtime.close, memory.close],
+            backends=[memory, runtime],
         ),
         # bedrock-runtime (InvokeModel*) and bedrock (ListInferenceProfiles) both sign as "bedrock".
         # Claude Code in a runtime signs them with the execution role's credentials (judged by IAM); run
@@ -32,6 +36,6 @@ def own_services(settings: Settings) -> list[OwnService]:
             signing_name="bedrock",
             router=RestJsonService(["bedrock-runtime", "bedrock"], bedrock.handlers),
             unsigned_paths=re.compile(r"^/(model/|inference-profiles|foundation-models)"),
-            closers=[bedrock.close],
+            backends=[bedrock],
         ),
     ]

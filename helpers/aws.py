@@ -15,6 +15,7 @@ from pathlib import Path
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError
 
 from .config import PROJECT_ROOT, Settings
 from .errors import ConfigError, EmulatorError
@@ -36,23 +37,46 @@ def client(service: str, settings: Settings, config: Config | None = None):
 
     Clients are made once per service, settings and config and then shared: making one costs
     0.15-0.2 s of CPU, and clients (unlike sessions) are safe to share between threads. On local
-    every call checks (one health request) that the emulator answers, and starts it if it stopped.
+    the emulator is checked (one health request, starting it if none answers) once per process and
+    endpoint, and again when a call cannot connect to it: see _recheck_on_connection_failure.
     """
-    if settings.is_local:
+    if settings.is_local and settings.endpoint_url not in _reached:
         ensure_emulator(settings)
+        _reached.add(settings.endpoint_url)
     with _clients_lock:
         return _cached_client(service, settings, config)
 
 
 _clients_lock = threading.Lock()
+# Endpoints whose emulator answered in this process; one leaves the set when a call cannot connect.
+_reached: set[str] = set()
+# botocore's connection failures: an emulator that stopped (or never started) shows as one of these.
+_UNREACHABLE = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError)
+
+
+def _recheck_on_connection_failure(settings: Settings):
+    """A needs-retry hook: when a call cannot reach the emulator, find or start it before boto3 retries.
+
+    Returns None, so the retry handler still decides whether and when to retry.
+    """
+    def hook(caught_exception=None, **_):
+        if isinstance(caught_exception, _UNREACHABLE):
+            _reached.discard(settings.endpoint_url)
+            ensure_emulator(settings)
+            _reached.add(settings.endpoint_url)
+        return None
+
+    return hook
 
 
 @functools.lru_cache(maxsize=64)
 def _cached_client(service: str, settings: Settings, config: Config | None):
     cfg = _DEFAULT_CONFIG.merge(config) if config else _DEFAULT_CONFIG
     if settings.is_local:
-        return boto3.session.Session(region_name=settings.region, **_LOCAL_KEYS).client(
+        made = boto3.session.Session(region_name=settings.region, **_LOCAL_KEYS).client(
             service, endpoint_url=settings.endpoint_url, config=cfg)
+        made.meta.events.register_first("needs-retry", _recheck_on_connection_failure(settings))
+        return made
     # On aws, AWS_ENDPOINT_URL(_*) left over from local runs must not send real credentials elsewhere.
     cfg = cfg.merge(Config(ignore_configured_endpoint_urls=True))
     return boto3.session.Session(region_name=settings.region).client(service, config=cfg)
@@ -135,6 +159,7 @@ def _tail(path: Path, lines: int = 1) -> str:
 
 def stop_emulator(settings: Settings, timeout: float = 20.0) -> bool:
     """Stop the emulator this checkout started (its pid file says which); True if one was stopped."""
+    _reached.discard(settings.endpoint_url)
     pid_file = settings.state_dir / "emulator" / "emulator.pid"
     try:
         pid = int(pid_file.read_text().split()[0])

@@ -12,6 +12,7 @@ from typing import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import aws
+from .changes import Change
 from .config import Settings
 from .logs import RUNTIME_LOG_GROUP_PREFIX
 from .errors import WorkshopError, aws_error_code
@@ -119,7 +120,7 @@ def _delete_runtime(settings: Settings, progress: bool) -> list[Outcome]:
 
     found = runtime.find_runtime(settings)
     result = runtime.delete_runtime(settings, progress=progress)
-    outcomes = [Outcome("runtime", settings.runtime_name, REMOVED if result == "deleted" else ABSENT)]
+    outcomes = [Outcome("runtime", settings.runtime_name, REMOVED if result is Change.DELETED else ABSENT)]
     # AgentCore creates the runtime's log group itself, outside the stack, and keeps it.
     prefix = RUNTIME_LOG_GROUP_PREFIX + (found["agentRuntimeId"] if found else settings.runtime_name + "-")
     logs = aws.client("logs", settings)
@@ -134,7 +135,7 @@ def _delete_memory(settings: Settings, progress: bool) -> list[Outcome]:
     from . import memory
 
     deleted = memory.delete_memory(settings, progress=progress)
-    return [Outcome("memory", deleted or settings.memory_name, REMOVED if deleted else ABSENT)]
+    return [Outcome("memory", ", ".join(deleted.ids) or settings.memory_name, REMOVED if deleted else ABSENT)]
 
 
 def _delete_parameter(settings: Settings) -> list[Outcome]:
@@ -206,7 +207,7 @@ def _delete_stack(settings: Settings, progress: bool) -> list[Outcome]:
     from . import stack
 
     result = stack.delete_stack(settings, progress=progress)
-    return [Outcome("stack", settings.stack_name, REMOVED if result == "deleted" else ABSENT)]
+    return [Outcome("stack", settings.stack_name, REMOVED if result is Change.DELETED else ABSENT)]
 
 
 def _one_line(exc: BaseException) -> str:

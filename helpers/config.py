@@ -110,6 +110,9 @@ def load(target: str | None = None, region: str | None = None, **overrides) -> S
             values[field] = value
     if target == "aws" and "model_id" not in values:
         values["model_id"] = default_model_id(region)
+    if target == "local" and "model_id" not in values and os.environ.get("WORKSHOP_MODEL_UPSTREAM_MODEL"):
+        # The emulator forwards to a real model (WORKSHOP_MODEL_UPSTREAM): name it, not the stand-in.
+        values["model_id"] = os.environ["WORKSHOP_MODEL_UPSTREAM_MODEL"]
     state_dir = overrides.pop("state_dir", None) or os.environ.get("WORKSHOP_STATE_DIR")
     if state_dir:
         values["state_dir"] = Path(state_dir).resolve()

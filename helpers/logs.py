@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from . import aws
 from .config import Settings
+from .deployment import Deployment
 from .errors import AgentRuntimeError, aws_error_code
 
 
@@ -27,9 +28,12 @@ def runtime_log_group(runtime_id: str, endpoint: str = "DEFAULT") -> str:
     return f"{RUNTIME_LOG_GROUP_PREFIX}{runtime_id}-{endpoint}"
 
 
-def log_group(settings: Settings) -> str:
+def log_group(settings: Settings | Deployment) -> str:
+    """The log group of the runtime's DEFAULT endpoint (a Deployment's, if given one)."""
     from . import runtime
 
+    if isinstance(settings, Deployment):
+        return settings.log_group
     found = runtime.find_runtime(settings)
     if found is None:
         raise AgentRuntimeError(f"No AgentCore runtime named {settings.runtime_name}, so no logs to read.",
@@ -37,10 +41,11 @@ def log_group(settings: Settings) -> str:
     return runtime_log_group(found["agentRuntimeId"])
 
 
-def log_events(settings: Settings, *, minutes: float = 60, limit: int = 1000, pattern: str | None = None) -> list[dict]:
+def log_events(settings: Settings | Deployment, *, minutes: float = 60, limit: int = 1000,
+               pattern: str | None = None) -> list[dict]:
     """Log events of the runtime's DEFAULT endpoint from the last `minutes`, oldest first (paginated)."""
     group = log_group(settings)
-    client = aws.client("logs", settings)
+    client = aws.client("logs", settings.settings if isinstance(settings, Deployment) else settings)
     kwargs = {"logGroupName": group, "startTime": int((time.time() - minutes * 60) * 1000)}
     if pattern:
         kwargs["filterPattern"] = pattern
@@ -56,7 +61,7 @@ def log_events(settings: Settings, *, minutes: float = 60, limit: int = 1000, pa
     return sorted(events, key=lambda e: (e["timestamp"], e.get("eventId", "")))
 
 
-def logs_df(settings: Settings, *, minutes: float = 60, tail: int = 50, pattern: str | None = None):
+def logs_df(settings: Settings | Deployment, *, minutes: float = 60, tail: int = 50, pattern: str | None = None):
     """The last `tail` log lines of the runtime: time, session stream, and the message."""
     import pandas as pd
 
@@ -66,7 +71,7 @@ def logs_df(settings: Settings, *, minutes: float = 60, tail: int = 50, pattern:
     return pd.DataFrame(rows[-tail:], columns=["time", "stream", "message"]).reset_index(drop=True)
 
 
-def agent_events(settings: Settings, actor_id: str, session_id: str, *, minutes: float = 240) -> list[dict]:
+def agent_events(settings: Settings | Deployment, actor_id: str, session_id: str, *, minutes: float = 240) -> list[dict]:
     """The agent's structured progress events for one actor and session, oldest first."""
     found = []
     for event in log_events(settings, minutes=minutes, limit=100_000, pattern='"agent_event"'):
@@ -125,7 +130,7 @@ def timeline(events: list[dict]) -> list[dict]:
     return rows
 
 
-def timeline_df(settings: Settings, actor_id: str, session_id: str):
+def timeline_df(settings: Settings | Deployment, actor_id: str, session_id: str):
     """The session's invocations step by step: model turns, tool calls, and the agent's own work."""
     import pandas as pd
 

@@ -14,6 +14,8 @@ from typing import Iterable
 from botocore.exceptions import ClientError
 
 from . import aws, tables, waiters
+from .changes import Deleted
+from .deployment import Deployment, of as _deployment
 from .config import Settings
 from .errors import MemoryServiceError, aws_error_code
 
@@ -192,9 +194,13 @@ def memory_id(settings: Settings) -> str:
     return stored
 
 
-def memory_info(settings: Settings) -> dict:
+def memory_info(settings: Settings | Deployment) -> dict:
     """The memory's id, status and strategies, with the namespace each strategy writes to."""
-    mid = memory_id(settings)
+    return _deployment(settings).memory
+
+
+def describe_memory(settings: Settings, mid: str) -> dict:
+    """memory_info for the memory `mid` (one GetMemory call); Deployment.memory keeps its answer."""
     memory = _get(_client("bedrock-agentcore-control", settings), mid)
     if memory is None:
         raise MemoryServiceError(f"Memory {mid} (from {settings.memory_id_parameter}) no longer exists.",
@@ -211,14 +217,14 @@ def memory_info(settings: Settings) -> dict:
     }
 
 
-def strategies_df(settings: Settings):
+def strategies_df(settings: Settings | Deployment):
     """The memory's strategies as a table: kind, name, namespace template, status."""
     return tables.frame(memory_info(settings)["strategies"],
                         ["kind", "name", "type", "namespace", "status", "strategy_id"])
 
 
-def delete_memory(settings: Settings, *, progress: bool = True) -> str | None:
-    """Delete the workshop's memory (found by SSM id and by name); the id(s) deleted, or None.
+def delete_memory(settings: Settings, *, progress: bool = True) -> Deleted:
+    """Delete the workshop's memory (found by SSM id and by name); the ids deleted (none: it was already gone).
 
     "Not found" is success. The SSM parameter is left to helpers.cleanup, which reports it.
     """
@@ -229,7 +235,9 @@ def delete_memory(settings: Settings, *, progress: bool = True) -> str | None:
         ids.append(stored)
     for page in control.get_paginator("list_memories").paginate():
         for summary in page.get("memories", []):
-            if summary["id"].rsplit("-", 1)[0] == settings.memory_name and summary["id"] not in ids:
+            # One already DELETING was removed by an earlier call: deleting it again is not this call's removal.
+            if (summary["id"].rsplit("-", 1)[0] == settings.memory_name and summary["id"] not in ids
+                    and summary.get("status") != "DELETING"):
                 ids.append(summary["id"])
     deleted = []
     for mid in ids:
@@ -240,7 +248,7 @@ def delete_memory(settings: Settings, *, progress: bool = True) -> str | None:
             if aws_error_code(exc) in _GONE or aws_error_code(exc) == "ValidationException":
                 continue
             raise MemoryServiceError(f"Could not delete memory {mid}: {exc}") from exc
-    return ", ".join(deleted) or None
+    return Deleted.of(deleted)
 
 
 # -- short-term memory: events --------------------------------------------------------------------
@@ -335,20 +343,20 @@ def ensure_conversation(settings: Settings, actor_id: str, session_id: str,
 
 
 # -- long-term memory: records ------------------------------------------------------------------
-def _strategy(settings: Settings, kind: str) -> dict:
+def _strategy(deployment: Deployment, kind: str) -> dict:
     if kind not in KINDS:
         raise MemoryServiceError(f"kind={kind!r} is not a kind of record.",
                                  hint=f"Use one of: {', '.join(KINDS)}.")
-    for strategy in memory_info(settings)["strategies"]:
+    for strategy in deployment.memory["strategies"]:
         if strategy["type"] == KINDS[kind]:
             return strategy
-    raise MemoryServiceError(f"Memory {settings.memory_name} has no {KINDS[kind]} strategy for {kind}.",
+    raise MemoryServiceError(f"Memory {deployment.settings.memory_name} has no {KINDS[kind]} strategy for {kind}.",
                              hint="Delete it and run notebook 02_create_memory to create it with all three.")
 
 
-def namespace_for(settings: Settings, actor_id: str, kind: str, session_id: str | None = None) -> dict:
+def namespace_for(settings: Settings | Deployment, actor_id: str, kind: str, session_id: str | None = None) -> dict:
     """Where records of `kind` live: {"namespace": exact} or, without a session, {"namespacePath": prefix}."""
-    strategy = _strategy(settings, kind)
+    strategy = _strategy(_deployment(settings), kind)
     template = strategy["namespace"].replace("{actorId}", actor_id).replace(
         "{memoryStrategyId}", strategy["strategy_id"])
     if "{sessionId}" in template:
@@ -359,17 +367,18 @@ def namespace_for(settings: Settings, actor_id: str, kind: str, session_id: str 
     return {"namespace": template, "strategy_id": strategy["strategy_id"]}
 
 
-def records_df(settings: Settings, actor_id: str, kind: str = "facts", session_id: str | None = None,
+def records_df(settings: Settings | Deployment, actor_id: str, kind: str = "facts", session_id: str | None = None,
                query: str | None = None, top_k: int = 10):
     """Long-term records of one kind for an actor, as a table.
 
     Without `query`: every record, oldest first. With `query`: the `top_k` most similar records,
-    best first, with their similarity score.
+    best first, with their similarity score. Pass a Deployment to reuse its memory id and strategies.
     """
-    where = namespace_for(settings, actor_id, kind, session_id)
+    deployment = _deployment(settings)
+    where = namespace_for(deployment, actor_id, kind, session_id)
     strategy_id = where.pop("strategy_id")
-    mid = memory_id(settings)
-    data = _data(settings)
+    mid = deployment.memory_id
+    data = _data(deployment.settings)
     try:
         if query:
             pages = data.get_paginator("retrieve_memory_records").paginate(
@@ -390,13 +399,14 @@ def records_df(settings: Settings, actor_id: str, kind: str = "facts", session_i
     return tables.frame(rows, ["time", "text", "namespace", "record_id"], sort_by="time")
 
 
-def record_counts(settings: Settings, actor_id: str, session_id: str | None = None) -> dict[str, int]:
+def record_counts(settings: Settings | Deployment, actor_id: str, session_id: str | None = None) -> dict[str, int]:
     """How many records of each kind the actor has (summaries: of this session, if one is given)."""
-    return {kind: len(records_df(settings, actor_id, kind, session_id=session_id if kind == "summaries" else None))
+    deployment = _deployment(settings)
+    return {kind: len(records_df(deployment, actor_id, kind, session_id=session_id if kind == "summaries" else None))
             for kind in KINDS}
 
 
-def wait_for_records(settings: Settings, actor_id: str, session_id: str | None = None, *,
+def wait_for_records(settings: Settings | Deployment, actor_id: str, session_id: str | None = None, *,
                      kinds: Iterable[str] = tuple(KINDS), minimum: int = 1, timeout: float | None = None,
                      progress: bool = True) -> dict[str, int]:
     """Wait until the strategies have written at least `minimum` records of each kind; the counts.
@@ -404,10 +414,13 @@ def wait_for_records(settings: Settings, actor_id: str, session_id: str | None =
     Locally extraction runs a second after the last event; on AWS it takes a few minutes.
     """
     kinds = tuple(kinds)
+    # The memory and its strategies stay put while records arrive: resolved once, not on every poll.
+    deployment = _deployment(settings)
+    settings = deployment.settings
     timeout = timeout if timeout is not None else (60.0 if settings.is_local else 900.0)
 
     def counts() -> dict[str, int]:
-        every = record_counts(settings, actor_id, session_id)
+        every = record_counts(deployment, actor_id, session_id)
         return {k: every[k] for k in kinds}
 
     return waiters.wait_for(

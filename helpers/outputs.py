@@ -6,24 +6,38 @@ from pathlib import Path
 
 from . import aws, stack
 from .config import Settings
+from .deployment import Deployment, of as _deployment
 from .logs import runtime_log_group
 from .errors import WorkshopError
 
 # The agent accepts only these ids (container/agent/request.py: AgentCore Memory's own patterns, with
-# no '/' or ':'), so only these can have files; checking here also keeps paths inside `dest`.
+# no '/' or ':'), so only these can have files; checking here also keeps paths inside `dest`. helpers cannot
+# import container/: tests/container/test_ids_agree_with_helpers.py keeps the two copies one rule.
 _IDS = {"actor_id": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}"),
         "session_id": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")}
 
 
-def session_objects(settings: Settings, actor_id: str, session_id: str) -> list[dict]:
-    """Every object of the session: `sessions/{actor}/{session}/...` and `outputs/{stamp}/{actor}/{session}/...`."""
+# The agent keeps its own state under the session prefix's `.claude/` (Claude Code's transcript for the
+# SessionStore, the conversation pointer; container/agent/transcripts.py): not files it wrote for people.
+AGENT_STATE_DIR = ".claude/"
+
+
+def session_objects(settings: Settings | Deployment, actor_id: str, session_id: str, *,
+                    include_agent_state: bool = False) -> list[dict]:
+    """Every file of the session: `sessions/{actor}/{session}/...` and `outputs/{stamp}/{actor}/{session}/...`.
+
+    The agent's own state (`.claude/`, Claude Code's transcript) is left out unless `include_agent_state`.
+    """
     _check_ids(actor_id, session_id)
-    bucket = _bucket(settings)
-    s3 = aws.client("s3", settings)
+    deployment = _deployment(settings)
+    bucket = _bucket(deployment)
+    s3 = aws.client("s3", deployment.settings)
     found = []
     paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=f"sessions/{actor_id}/{session_id}/"):
-        found += [{"kind": "session", **obj} for obj in page.get("Contents", [])]
+    prefix = f"sessions/{actor_id}/{session_id}/"
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        found += [{"kind": "session", **obj} for obj in page.get("Contents", [])
+                  if include_agent_state or not obj["Key"].startswith(prefix + AGENT_STATE_DIR)]
     # outputs/{timestamp}/{actor}/{session}/...: match the whole prefix, so actor "a", session "b"
     # never picks up actor "x", session "a" with a folder "b".
     own = re.compile(rf"^outputs/[^/]+/{re.escape(actor_id)}/{re.escape(session_id)}/")
@@ -32,14 +46,20 @@ def session_objects(settings: Settings, actor_id: str, session_id: str) -> list[
     return found
 
 
-def download_session(settings: Settings, actor_id: str, session_id: str, dest: Path | None = None):
-    """Download the session's files under `.workshop/downloads/{actor}/{session}/` and list them as a table."""
+def download_session(settings: Settings | Deployment, actor_id: str, session_id: str, dest: Path | None = None, *,
+                     include_agent_state: bool = False):
+    """Download the session's files under `.workshop/downloads/{actor}/{session}/` and list them as a table.
+
+    `include_agent_state=True` also fetches the agent's own state (Claude Code's transcript under `.claude/`).
+    """
     import pandas as pd
 
-    objects = session_objects(settings, actor_id, session_id)
+    deployment = _deployment(settings)
+    settings = deployment.settings
+    objects = session_objects(deployment, actor_id, session_id, include_agent_state=include_agent_state)
     root = (dest or settings.state_dir / "downloads" / actor_id / session_id).resolve()
     s3 = aws.client("s3", settings)
-    bucket = _bucket(settings)
+    bucket = _bucket(deployment)
     rows = []
     for obj in objects:
         target = (root / obj["Key"]).resolve()
@@ -82,10 +102,10 @@ def deployment_df(settings: Settings):
     return pd.DataFrame(rows, columns=["field", "value"])
 
 
-def _bucket(settings: Settings) -> str:
-    bucket = stack.stack_outputs(settings).get("BucketName")
+def _bucket(deployment: Deployment) -> str:
+    bucket = deployment.bucket
     if not bucket:
-        raise WorkshopError(f"Stack {settings.stack_name} has no BucketName output.",
+        raise WorkshopError(f"Stack {deployment.settings.stack_name} has no BucketName output.",
                             hint="Deploy it first (notebook 01 or `python -m helpers deploy`).")
     return bucket
 

@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass
 from botocore.exceptions import ClientError
 
 from . import aws, waiters
+from .changes import Change
 from .config import Settings
 from .errors import AgentRuntimeError, aws_error_code
+from .logs import runtime_log_group
 
 # The agent's settings (container/agent/settings.py reads them); the runtime passes them in.
 AGENT_RUN_TIMEOUT_SECONDS = 600
@@ -39,7 +41,7 @@ SESSION_STORAGE_PATH = re.compile(r"/mnt/[a-zA-Z0-9._-]+/?")
 class RuntimeDeployment:
     """What get_or_create_runtime did; shows itself as a short summary."""
 
-    action: str  # created | updated | unchanged
+    action: Change  # CREATED | UPDATED | UNCHANGED
     agent_runtime_arn: str
     agent_runtime_id: str
     agent_runtime_name: str
@@ -57,7 +59,7 @@ class RuntimeDeployment:
     @property
     def note(self) -> str:
         """What an update means for sessions that are running now; empty unless the runtime was updated."""
-        if self.action != "updated" or not self.previous_version:
+        if self.action is not Change.UPDATED or not self.previous_version:
             return ""
         return (f"Sessions started before this update keep running version {self.previous_version}'s code until "
                 f"they end (idle timeout, or invoke.stop_session); new sessions run version "
@@ -199,7 +201,7 @@ def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str |
     try:
         if current is None:
             created = control.create_agent_runtime(agentRuntimeName=settings.runtime_name, **request)
-            runtime_id, action = created["agentRuntimeId"], "created"
+            runtime_id, action = created["agentRuntimeId"], Change.CREATED
             # Version 1 cannot require MMDSv2 (see METADATA_CONFIGURATION): version 2 does, before any session.
             wait_for_runtime_ready(settings, runtime_id, timeout=timeout, progress=progress)
             control.update_agent_runtime(agentRuntimeId=runtime_id, metadataConfiguration=METADATA_CONFIGURATION,
@@ -213,11 +215,11 @@ def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str |
             if current["status"] not in ("READY", "UPDATE_FAILED"):
                 current = wait_for_runtime_ready(settings, runtime_id, timeout=timeout, progress=progress)
             if _same(current, request):
-                action = "unchanged"
+                action = Change.UNCHANGED
             else:
                 control.update_agent_runtime(agentRuntimeId=runtime_id, metadataConfiguration=METADATA_CONFIGURATION,
                                              **request)
-                action, previous = "updated", current["agentRuntimeVersion"]
+                action, previous = Change.UPDATED, current["agentRuntimeVersion"]
     except ClientError as exc:
         raise AgentRuntimeError(f"Could not create or update runtime {settings.runtime_name}: "
                                 f"{exc.response['Error'].get('Message', exc)}",
@@ -288,24 +290,24 @@ def runtime_info_df(settings: Settings):
                                       info.get("filesystemConfigurations") or [] if "sessionStorage" in fs) or "off"),
         ("created", info.get("createdAt")),
         ("last updated", info.get("lastUpdatedAt")),
-        ("log group", f"/aws/bedrock-agentcore/runtimes/{info['agentRuntimeId']}-DEFAULT"),
+        ("log group", runtime_log_group(info["agentRuntimeId"])),
     ]
     rows += [(f"env {k}", v) for k, v in sorted((info.get("environmentVariables") or {}).items())]
     return pd.DataFrame(rows, columns=["field", "value"])
 
 
-def delete_runtime(settings: Settings, *, timeout: float = 600.0, progress: bool = True) -> str:
-    """Delete the runtime and wait until it is gone: "deleted", or "already gone" (also success)."""
+def delete_runtime(settings: Settings, *, timeout: float = 600.0, progress: bool = True) -> Change:
+    """Delete the runtime and wait until it is gone: Change.DELETED, or ALREADY_GONE (also success)."""
     found = find_runtime(settings)
     if found is None:
-        return "already gone"
+        return Change.ALREADY_GONE
     runtime_id = found["agentRuntimeId"]
     control = _control(settings)
     try:
         control.delete_agent_runtime(agentRuntimeId=runtime_id)
     except ClientError as exc:
         if aws_error_code(exc) == "ResourceNotFoundException":
-            return "already gone"
+            return Change.ALREADY_GONE
         raise AgentRuntimeError(f"Could not delete runtime {runtime_id}: {exc}") from exc
 
     def probe() -> str:
@@ -319,4 +321,4 @@ def delete_runtime(settings: Settings, *, timeout: float = 600.0, progress: bool
     waiters.wait_for(f"runtime {runtime_id} to be deleted", probe, done=lambda s: s == "GONE",
                      failed=lambda s: f"Runtime {runtime_id} is DELETE_FAILED." if s == "DELETE_FAILED" else None,
                      timeout=timeout, interval=0.25 if settings.is_local else 2.0, progress=progress)
-    return "deleted"
+    return Change.DELETED

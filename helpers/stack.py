@@ -10,6 +10,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import aws
+from .changes import Change
 from .config import PROJECT_ROOT, Settings
 from .errors import StackError, aws_error_code
 from .waiters import wait_for
@@ -30,17 +31,17 @@ _NO_UPDATES = "No updates are to be performed"
 
 @dataclass(frozen=True)
 class DeployResult:
-    """What `deploy_stack` did: `action` is "created", "updated", "replaced" or "no changes"."""
+    """What `deploy_stack` did: `action` is Change.CREATED, UPDATED, REPLACED or UNCHANGED."""
 
     stack_name: str
-    action: str
+    action: Change
     status: str
     seconds: float
     outputs: dict = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
-        return self.action != "no changes"
+        return self.action.changed
 
     def __repr__(self) -> str:
         return f"Stack {self.stack_name}: {self.action} ({self.status}, {self.seconds:.1f}s, {len(self.outputs)} outputs)"
@@ -201,7 +202,7 @@ def describe_stack(settings: Settings) -> dict | None:
 
 def deploy_stack(settings: Settings, *, replace_failed: bool = False, timeout: float = 1800.0,
                  progress: bool = True, template: Path = TEMPLATE_PATH) -> DeployResult:
-    """Create the stack, or update it; an update that changes nothing is success ("no changes").
+    """Create the stack, or update it; an update that changes nothing is success (Change.UNCHANGED).
 
     A stack left in ROLLBACK_COMPLETE by a failed first creation cannot be updated: with
     `replace_failed=True` it is deleted and created again, otherwise a StackError says so.
@@ -229,7 +230,7 @@ def deploy_stack(settings: Settings, *, replace_failed: bool = False, timeout: f
                 f"Stack {name} is in {status} ({reason.rstrip('.')}) and CloudFormation cannot update it.",
                 hint="Delete it and deploy again: stack.deploy_stack(settings, replace_failed=True) does both.")
         delete_stack(settings, timeout=timeout, progress=progress)
-        current, action = None, "replaced"
+        current, action = None, Change.REPLACED
 
     if current is None:
         try:
@@ -238,19 +239,19 @@ def deploy_stack(settings: Settings, *, replace_failed: bool = False, timeout: f
             raise StackError(f"Creating stack {name} failed to start: {_sentence(exc.response['Error'].get('Message'))}",
                              hint="Fix what it names and deploy again.") from exc
         final = _wait(settings, "created", _CREATE_OK, timeout, progress)
-        action = action or "created"
+        action = action or Change.CREATED
     else:
         try:
             cf.update_stack(**args)
         except ClientError as exc:
             if aws_error_code(exc) == "ValidationError" and _NO_UPDATES in str(exc):
-                final, action = current, "no changes"
+                final, action = current, Change.UNCHANGED
             else:
                 raise StackError(f"Updating stack {name} failed to start: {_sentence(exc.response['Error'].get('Message'))}",
                                  hint="Fix what it names and deploy again.") from exc
         else:
             final = _wait(settings, "updated", _UPDATE_OK, timeout, progress)
-            action = "updated"
+            action = Change.UPDATED
 
     return DeployResult(stack_name=name, action=action, status=final["StackStatus"],
                         seconds=time.monotonic() - start, outputs=_outputs(final))
@@ -319,6 +320,11 @@ def _outputs(description: dict) -> dict[str, str]:
 
 def stack_outputs(settings: Settings) -> dict[str, str]:
     """The stack's outputs by key; a StackError if the stack is missing or not usable."""
+    return _outputs(_usable(settings))
+
+
+def _usable(settings: Settings) -> dict:
+    """The stack's description (one DescribeStacks call); a StackError if it is missing or not usable."""
     description = describe_stack(settings)
     if description is None:
         raise StackError(f"Stack {settings.stack_name} does not exist in {settings.region}.",
@@ -327,23 +333,22 @@ def stack_outputs(settings: Settings) -> dict[str, str]:
     if status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"):
         raise StackError(f"Stack {settings.stack_name} is in {status}; its outputs are not usable.",
                          hint="Deploy it again (notebook 01_deploy_stack).")
-    return _outputs(description)
+    return description
 
 
 def outputs_df(settings: Settings):
     """The stack's outputs as a table: output, value, description."""
     import pandas as pd
 
-    description = describe_stack(settings)
-    stack_outputs(settings)  # the same checks and errors
+    description = _usable(settings)
     rows = [(o["OutputKey"], o["OutputValue"], o.get("Description", ""))
             for o in description.get("Outputs", []) or []]
     return pd.DataFrame(rows, columns=["output", "value", "description"])
 
 
 # -- delete ------------------------------------------------------------------------------------
-def delete_stack(settings: Settings, *, timeout: float = 1800.0, progress: bool = True) -> str:
-    """Delete the stack and wait until it is gone: "deleted", or "already gone" (also success).
+def delete_stack(settings: Settings, *, timeout: float = 1800.0, progress: bool = True) -> Change:
+    """Delete the stack and wait until it is gone: Change.DELETED, or ALREADY_GONE (also success).
 
     A non-empty versioned bucket makes the deletion fail (DELETE_FAILED naming the bucket):
     emptying it is the clean-up notebook's job.
@@ -351,7 +356,7 @@ def delete_stack(settings: Settings, *, timeout: float = 1800.0, progress: bool 
     name = settings.stack_name
     current = describe_stack(settings)
     if current is None or current["StackStatus"] == "DELETE_COMPLETE":
-        return "already gone"
+        return Change.ALREADY_GONE
     cf = _cloudformation(settings)
     stack_id = current["StackId"]
     cf.delete_stack(StackName=name)
@@ -374,7 +379,7 @@ def delete_stack(settings: Settings, *, timeout: float = 1800.0, progress: bool 
 
     wait_for(f"stack {name} to be deleted", probe, done=lambda s: s["StackStatus"] == "DELETE_COMPLETE",
              failed=failed, describe=lambda s: s["StackStatus"], timeout=timeout, progress=progress)
-    return "deleted"
+    return Change.DELETED
 
 
 def role_permissions_df(settings: Settings, output_key: str = "ExecutionRoleArn"):

@@ -83,8 +83,14 @@ def one_line_cause(exc: BaseException) -> str:
 
 def run_notebooks(target: str | None = None, region: str | None = None, only: list[str] | None = None,
                   notebooks_dir: Path = NOTEBOOKS_DIR, output_dir: Path = RUNS_DIR,
-                  cell_timeout: float = 1800.0, echo=print) -> list[NotebookRun]:
-    """Run the notebooks in order, each in a fresh kernel; stop at the first failure."""
+                  cell_timeout: float = 1800.0, echo=print, inject_parameters: bool = True) -> list[NotebookRun]:
+    """Run the notebooks in order, each in a fresh kernel; stop at the first failure.
+
+    The target and region reach each kernel through its environment, and also as injected parameters
+    (papermill's cell after the `parameters` cell). With `inject_parameters=False` the notebooks run
+    exactly as stored, as a reader opening them would run them: the tests do that, so one run also
+    proves the stored parameters work.
+    """
     import papermill
 
     settings = config.load(target=target, region=region)
@@ -116,7 +122,8 @@ def run_notebooks(target: str | None = None, region: str | None = None, only: li
             start = time.monotonic()
             try:
                 papermill.execute_notebook(
-                    str(path), str(out), parameters=parameters, cwd=str(path.parent), kernel_name="python3",
+                    str(path), str(out), parameters=parameters if inject_parameters else None, cwd=str(path.parent),
+                    kernel_name="python3",
                     progress_bar=False, log_output=False, execution_timeout=cell_timeout,
                 )
             except Exception as exc:  # papermill's own and the kernel's (dead kernel, timeout): report, stop

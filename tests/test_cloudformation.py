@@ -10,7 +10,7 @@ import botocore.session
 import pytest
 
 from helpers import stack
-from tests.conftest import ROOT
+from tests.support.emulator import ROOT
 
 TEMPLATE = ROOT / "cloudformation" / "workshop.yaml"
 

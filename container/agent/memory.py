@@ -51,7 +51,7 @@ class MemoryContext:
         return not (self.turns or self.facts or self.preferences or self.summaries)
 
     def render(self) -> str:
-        """Context for Claude, in a tag the stand-in model quotes (emulator/bedrock/models.py)."""
+        """Context for Claude, in a tag the stand-in model quotes (emulator/bedrock/standin.py)."""
         if self.is_empty():
             return ""
         lines = ["<memory_context>"]

@@ -39,9 +39,9 @@ def chunk_event(anthropic_event: dict) -> bytes:
     )
 
 
-def exception_event(code: str, message: str) -> bytes:
-    """A modelled exception inside the stream (e.g. `modelStreamErrorException`)."""
+def exception_event(code: str, message: str, **fields) -> bytes:
+    """A modelled exception inside the stream (e.g. `modelStreamErrorException`); `fields` are its other members."""
     return frame(
         {":exception-type": code, ":content-type": "application/json", ":message-type": "exception"},
-        json.dumps({"message": message}).encode("utf-8"),
+        json.dumps({"message": message, **fields}).encode("utf-8"),
     )

@@ -1,278 +1,182 @@
-"""The deterministic stand-in model: a test double that turns plain cues into real tool calls.
-
-It never pretends to reason. It reads the newest user turn of an Anthropic Messages request and
-answers with one of four moves, so the real Claude Code CLI, its tools, memory and S3 all run:
-  - asked to create or write a file  -> a `Write` tool call with a small working file;
-  - asked what is in the workspace   -> a `Bash` call (`ls`), or `Read` of a named file;
-  - given tool results               -> a short closing text quoting them;
-  - anything else                    -> a short text that quotes the memory context it was given.
-Asked what came before ("what did I ask you before?"), it also quotes the earlier user requests of
-the conversation it received in this very request, so a resumed conversation is plain to see.
-"""
+"""Bedrock's backend: which model ids it answers for, what a Messages request must hold, who answers it (the
+stand-in, or with WORKSHOP_MODEL_UPSTREAM a real model behind an Anthropic Messages API endpoint), the
+invocation log, and the one inference profile and foundation model the emulator has."""
 from __future__ import annotations
 
-import hashlib
+import datetime as dt
 import json
 import re
-from dataclasses import dataclass, field
+import threading
+import time
+import uuid
+from typing import Iterator
 
-MODEL_ID = "local-stand-in"
-# The agent wraps what memory told it in this tag (container/agent/memory.py); quoting it lets
-# tests and workshop users see that a later turn really received the earlier one.
-MEMORY_TAG = re.compile(r"<memory_context>(.*?)</memory_context>", re.DOTALL)
-_WORKDIR = re.compile(r"(?:Primary working directory|Working directory):\s*(\S+)")
-_FILE_NAME = re.compile(r"\b([\w][\w.\-/]*\.[A-Za-z0-9]{1,8})\b")
-_CREATE = re.compile(r"\b(create|write|make|generate|add|save)\b", re.IGNORECASE)
-_LIST = re.compile(
-    r"(what(?:'s| is| files are)? in (?:the |my |this )?(?:workspace|directory|folder)"
-    r"|list (?:the |all |my )?files|which files|what files|\bls\b|show (?:me )?(?:the )?files)",
-    re.IGNORECASE,
-)
-_READ = re.compile(r"\b(read|show|cat|open|print the contents of|what does)\b", re.IGNORECASE)
-_BEFORE = re.compile(r"\b(what did i (?:ask|say|tell)|(?:asked|said) (?:you )?(?:before|earlier)|before\?|"
-                     r"earlier (?:request|question)s?|previous(?:ly)? (?:request|question|ask))", re.IGNORECASE)
-_PRINTS = re.compile(r"prints?\s+[\"']?([^\"'\n]+?)[\"']?\s*(?:$|[.;,!]|\band\b)", re.IGNORECASE)
+from ..core.errors import ResourceNotFoundException, ValidationException
+from ..core.settings import Settings
+from .standin import MODEL_ID, Reply, StandInModel, message_json, stream_events
+from .upstream import Outcome, Upstream
 
+_CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+# Model ids the emulator answers for: its own, and anything shaped like an Anthropic model or
+# cross-region inference profile on Bedrock (anthropic.claude-..., us./eu./apac./global.anthropic.claude-...),
+# bare or as an ARN, so code written for real AWS runs unchanged. Anything else Bedrock would refuse.
+_MODEL_ID = re.compile(
+    r"^(?:arn:aws[a-z-]*:bedrock:[a-z0-9-]+:(?:[0-9]{12})?:(?:foundation-model|inference-profile)/)?"
+    r"(?:" + re.escape(MODEL_ID) + r"|(?:[a-z]{2,6}(?:-[a-z]+)?\.)?anthropic\.claude-[A-Za-z0-9._:-]+)$")
 
-@dataclass
-class ContentBlock:
-    kind: str  # "text" or "tool_use"
-    text: str = ""
-    name: str = ""
-    input: dict = field(default_factory=dict)
-    id: str = ""
+# One streamed event: ("chunk", Anthropic stream event) or (an exception member of the stream, its fields).
+StreamEvent = tuple[str, dict]
 
 
-@dataclass
-class Reply:
-    blocks: list[ContentBlock]
-    stop_reason: str
-    input_tokens: int
-    output_tokens: int
+class BedrockBackend:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.model = StandInModel()
+        self.upstream = Upstream(settings.model_upstream) if settings.model_upstream else None
+        # The id every answer, profile and log line shows: the upstream's model when there is one.
+        self.model_id = settings.model_upstream.model if settings.model_upstream else MODEL_ID
+        self._log_lock = threading.Lock()
+        self.log_path = settings.state_dir / "bedrock" / "invocations.jsonl"
+        # Full request bodies are 50-90 KB each; keep them only when someone is debugging.
+        self.dump_bodies = settings.bedrock_dump_requests
 
+    # -- bedrock-runtime -------------------------------------------------------------------
+    def message(self, model_id: str, body: bytes | None) -> dict:
+        """InvokeModel: the whole Anthropic message answering one Messages request, recorded in the log."""
+        self._check_model(model_id)
+        doc = self._request(body)
+        if self.upstream is not None:
+            try:
+                message, outcome = self.upstream.message(doc)
+            except Exception as e:
+                self._record(model_id, doc, outcome=Outcome(error=str(e)))
+                raise
+            self._record(model_id, doc, outcome=outcome)
+            return message
+        reply = self.model.reply(doc)
+        self._record(model_id, doc, reply)
+        return message_json(reply, f"msg_{uuid.uuid4().hex[:24]}")
 
-def _text_of(content) -> str:
-    if isinstance(content, str):
-        return content
-    parts = []
-    for block in content or []:
-        if isinstance(block, dict) and block.get("type") == "text":
-            parts.append(block.get("text", ""))
-    return "\n".join(parts)
+    def stream(self, model_id: str, body: bytes | None) -> Iterator[StreamEvent]:
+        """InvokeModelWithResponseStream: the answer's events, an upstream's passed on as they arrive.
 
+        The request is checked, and an upstream's connection opened, before this returns, so those
+        failures are answered as errors rather than inside a stream that has begun.
+        """
+        self._check_model(model_id)
+        doc = self._request(body)
+        if self.upstream is not None:
+            return self._forwarded(model_id, doc)
+        reply = self.model.reply(doc)
+        self._record(model_id, doc, reply)
+        return (("chunk", e) for e in stream_events(reply, f"msg_{uuid.uuid4().hex[:24]}"))
 
-def _user_request(content) -> str:
-    """The user's own words: the last text block that is not a harness reminder."""
-    if isinstance(content, str):
-        return re.sub(r"<system-reminder>.*?</system-reminder>", "", content, flags=re.DOTALL).strip()
-    texts = []
-    for block in content or []:
-        if isinstance(block, dict) and block.get("type") == "text":
-            text = re.sub(r"<system-reminder>.*?</system-reminder>", "", block.get("text", ""), flags=re.DOTALL)
-            if text.strip():
-                texts.append(text.strip())
-    return texts[-1] if texts else ""
+    def _forwarded(self, model_id: str, doc: dict) -> Iterator[StreamEvent]:
+        started = time.monotonic()
+        try:
+            resp = self.upstream.open_stream(doc)
+        except Exception as e:
+            self._record(model_id, doc, outcome=Outcome(error=str(e)))
+            raise
 
+        def events():
+            outcome = Outcome()
+            try:
+                yield from self.upstream.events(resp, outcome, started)
+            finally:
+                self._record(model_id, doc, outcome=outcome)
 
-def _tool_results(content) -> list[dict]:
-    if isinstance(content, str):
-        return []
-    return [b for b in content or [] if isinstance(b, dict) and b.get("type") == "tool_result"]
-
-
-def _result_text(block: dict) -> str:
-    content = block.get("content")
-    return _text_of(content) if not isinstance(content, str) else content
-
-
-def _system_text(system) -> str:
-    return system if isinstance(system, str) else _text_of(system)
-
-
-def _estimate_tokens(chars: int) -> int:
-    return max(1, chars // 4)
-
-
-def file_body(name: str, request: str) -> str:
-    """A small file that works for its type; `prints X` in the request decides what it prints."""
-    m = _PRINTS.search(request)
-    message = m.group(1).strip() if m else f"hello from {name.rsplit('/', 1)[-1]}"
-    ext = name.rsplit(".", 1)[-1].lower()
-    quoted = json.dumps(message)
-    if ext == "py":
-        return f"print({quoted})\n"
-    if ext in ("js", "mjs", "cjs", "ts"):
-        return f"console.log({quoted});\n"
-    if ext == "sh":
-        return f"#!/bin/sh\necho {quoted}\n"
-    if ext == "json":
-        return json.dumps({"message": message}, indent=2) + "\n"
-    if ext in ("html", "htm"):
-        return f"<!doctype html>\n<html><body><p>{message}</p></body></html>\n"
-    if ext == "md":
-        return f"# {name}\n\n{message}\n"
-    return f"{message}\n"
-
-
-class StandInModel:
-    """Answers an Anthropic Messages request body deterministically."""
-
-    def reply(self, request: dict) -> Reply:
-        messages = request.get("messages") or []
-        tools = {t.get("name") for t in request.get("tools") or [] if isinstance(t, dict)}
-        system = _system_text(request.get("system"))
-        # Claude Code also sends its environment block as a message of its own (role "system");
-        # the conversation proper is the user and assistant turns.
-        system += "\n" + "\n".join(_text_of(m.get("content")) for m in messages
-                                   if m.get("role") not in ("user", "assistant"))
-        messages = [m for m in messages if m.get("role") in ("user", "assistant")]
-        prompt_size = len(json.dumps(request))
-        last = messages[-1] if messages else {"role": "user", "content": ""}
-        content = last.get("content")
-        results = _tool_results(content) if last.get("role") == "user" else []
-        if results:
-            text = self._closing(messages, results)
-            if _BEFORE.search(self._current_request(messages)):
-                text += "\n" + self._before(messages)
-            blocks = [ContentBlock("text", text=text)]
-            return self._reply(blocks, "end_turn", prompt_size)
-        words = _user_request(content)
-        tool = self._tool_for(words, tools, system)
-        if tool is not None:
-            name, tool_input, preface = tool
-            digest = hashlib.sha1(json.dumps([len(messages), words, name]).encode()).hexdigest()[:20]
-            blocks = [ContentBlock("text", text=preface),
-                      ContentBlock("tool_use", name=name, input=tool_input, id=f"toolu_{digest}")]
-            return self._reply(blocks, "tool_use", prompt_size)
-        return self._reply([ContentBlock("text", text=self._plain(words, system, messages))], "end_turn", prompt_size)
-
-    # -- moves -----------------------------------------------------------------------------
-    def _tool_for(self, words: str, tools: set, system: str):
-        workdir_match = _WORKDIR.search(system)
-        workdir = workdir_match.group(1).rstrip("/") if workdir_match else ""
-        file_match = _FILE_NAME.search(words)
-        if _CREATE.search(words) and file_match and "Write" in tools:
-            name = file_match.group(1)
-            path = name if name.startswith("/") or not workdir else f"{workdir}/{name}"
-            return "Write", {"file_path": path, "content": file_body(name, words)}, f"Creating {name}."
-        if _LIST.search(words):
-            if "Bash" in tools:
-                return "Bash", {"command": "ls -la", "description": "List the files in the workspace"}, \
-                    "Listing the workspace."
-            if "Glob" in tools:
-                return "Glob", {"pattern": "**/*"}, "Listing the workspace."
-        if file_match and _READ.search(words) and "Read" in tools:
-            name = file_match.group(1)
-            path = name if name.startswith("/") or not workdir else f"{workdir}/{name}"
-            return "Read", {"file_path": path}, f"Reading {name}."
-        return None
+        return events()
 
     @staticmethod
-    def _requests(messages: list) -> list[str]:
-        """The user's own requests in this conversation, oldest first (tool results are not requests)."""
-        found = []
-        for message in messages:
-            if message.get("role") == "user" and not _tool_results(message.get("content")):
-                words = _user_request(message.get("content"))
-                if words:
-                    found.append(words)
-        return found
+    def _request(body: bytes | None) -> dict:
+        try:
+            doc = json.loads(body or b"")
+        except ValueError:
+            raise ValidationException("body: the request body is not valid JSON; send an Anthropic "
+                                      "Messages request with anthropic_version and messages.") from None
+        if not isinstance(doc, dict):
+            raise ValidationException("body: must be a JSON object.")
+        if "anthropic_version" not in doc:
+            raise ValidationException("anthropic_version: required (e.g. \"bedrock-2023-05-31\").")
+        if not isinstance(doc.get("messages"), list) or not doc["messages"]:
+            raise ValidationException("messages: required, a non-empty list of {role, content}.")
+        return doc
 
-    def _current_request(self, messages: list) -> str:
-        requests = self._requests(messages)
-        return requests[-1] if requests else ""
+    def _record(self, model_id: str, doc: dict, reply: Reply | None = None, outcome: Outcome | None = None) -> None:
+        if reply is not None:
+            outcome = Outcome(stop_reason=reply.stop_reason,
+                              tool_calls=[b.name for b in reply.blocks if b.kind == "tool_use"],
+                              text=" ".join(b.text for b in reply.blocks if b.kind == "text"),
+                              input_tokens=reply.input_tokens, output_tokens=reply.output_tokens)
+        entry = {
+            "time": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "model_id": model_id,
+            "answered_by": self.model_id,
+            "messages": len(doc["messages"]),
+            "tools": len(doc.get("tools") or []),
+            "max_tokens": doc.get("max_tokens"),
+            "thinking": doc.get("thinking"),
+            "stop_reason": outcome.stop_reason,
+            "tool_calls": outcome.tool_calls,
+            "text": outcome.text[:2000],
+            "input_tokens": outcome.input_tokens,
+            "output_tokens": outcome.output_tokens,
+        }
+        if outcome.error:
+            entry["error"] = outcome.error
+        if self.dump_bodies:
+            entry["request"] = doc
+        with self._log_lock:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.log_path.open("a") as f:
+                f.write(json.dumps(entry) + "\n")
 
-    def _before(self, messages: list) -> str:
-        earlier = self._requests(messages)[:-1]
-        if not earlier:
-            return "Earlier in this conversation: nothing; this request is the first I received."
-        quoted = "\n".join(f"{n}. \"{r if len(r) <= 200 else r[:200] + ' ...'}\"" for n, r in enumerate(earlier, 1))
-        return f"Earlier in this conversation you asked (quoted from the messages I received):\n{quoted}"
+    def _check_model(self, model_id: str) -> None:
+        if model_id == self.model_id or model_id.endswith(f"/{self.model_id}"):
+            return
+        if not _MODEL_ID.match(model_id):
+            # Bedrock's own words for an unknown id (the rest tells the reader what the emulator takes).
+            raise ValidationException(
+                f"The provided model identifier is invalid. (The emulator answers {self.model_id} and Anthropic "
+                f"Claude model or inference-profile ids such as us.anthropic.claude-sonnet-4-20250514-v1:0; "
+                f"got {model_id!r}.)")
 
-    def _closing(self, messages: list, results: list[dict]) -> str:
-        calls = {}
-        for message in messages:
-            if message.get("role") == "assistant" and isinstance(message.get("content"), list):
-                for block in message["content"]:
-                    if isinstance(block, dict) and block.get("type") == "tool_use":
-                        calls[block.get("id")] = block
-        lines = []
-        for result in results:
-            call = calls.get(result.get("tool_use_id"), {})
-            output = _result_text(result).strip()
-            if len(output) > 1500:
-                output = output[:1500] + " ..."
-            failed = " (failed)" if result.get("is_error") else ""
-            target = call.get("input", {}).get("file_path") or call.get("input", {}).get("command") or ""
-            if call.get("name") == "Write" and not failed:
-                lines.append(f"Done: wrote {target.rsplit('/', 1)[-1]}.")
-            else:
-                # Fenced, as a model writes tool output in Markdown: its line breaks survive the
-                # notebook's Markdown rendering and the chat's display.
-                lines.append(f"{call.get('name', 'Tool')} {target}{failed}:\n```\n{output}\n```")
-        return "\n".join(lines) or "Done."
+    # -- bedrock (control plane) -----------------------------------------------------------
+    def inference_profiles(self, account: str, region: str) -> list[dict]:
+        model_id = self.model_id
+        return [{
+            "inferenceProfileName": model_id,
+            "description": (f"{model_id}, answered by {self.upstream.config.messages_url}" if self.upstream else
+                            "The emulator's deterministic stand-in model (a test double, not Claude)."),
+            "createdAt": _CREATED,
+            "updatedAt": _CREATED,
+            "inferenceProfileArn": f"arn:aws:bedrock:{region}:{account}:inference-profile/{model_id}",
+            "models": [{"modelArn": f"arn:aws:bedrock:{region}::foundation-model/{model_id}"}],
+            "inferenceProfileId": model_id,
+            "status": "ACTIVE",
+            "type": "SYSTEM_DEFINED",
+        }]
 
-    def _plain(self, words: str, system: str, messages: list) -> str:
-        # Memory context may arrive in the system prompt or in any earlier message.
-        haystack = system + "\n" + "\n".join(_text_of(m.get("content")) for m in messages)
-        # The newest wins: a resumed conversation carries its first turn's context too.
-        memory = ([m for m in MEMORY_TAG.finditer(haystack) if m.group(1).strip()] or [None])[-1]
-        said = words if len(words) <= 300 else words[:300] + " ..."
-        text = f"[{MODEL_ID}] I am a deterministic stand-in model and cannot reason. You said: \"{said}\"."
-        if _BEFORE.search(words):
-            text += "\n" + self._before(messages)
-        if memory and memory.group(1).strip():
-            text += f"\nMemory context I was given:\n{memory.group(1).strip()}"
+    def inference_profile(self, identifier: str, account: str, region: str) -> dict:
+        for profile in self.inference_profiles(account, region):
+            if identifier in (profile["inferenceProfileId"], profile["inferenceProfileArn"]):
+                return profile
+        raise ResourceNotFoundException(
+            f"Inference profile {identifier} not found; the emulator has one: {self.model_id}.")
+
+    def foundation_model(self, identifier: str | None, region: str) -> dict:
+        if identifier is not None and identifier != self.model_id:
+            raise ResourceNotFoundException(
+                f"Foundation model {identifier} not found; the emulator has one: {self.model_id}.")
+        if self.upstream:
+            name, provider = f"{self.model_id} (through {self.upstream.config.messages_url})", "upstream"
         else:
-            text += "\nI was given no memory context."
-        return text
-
-    @staticmethod
-    def _reply(blocks: list[ContentBlock], stop: str, prompt_size: int) -> Reply:
-        # Token counts are estimates (4 characters a token): the stand-in has no tokenizer.
-        out = sum(len(b.text) + len(json.dumps(b.input)) for b in blocks)
-        return Reply(blocks, stop, _estimate_tokens(prompt_size), _estimate_tokens(out))
-
-
-def message_json(reply: Reply, message_id: str) -> dict:
-    """The whole Anthropic message (what InvokeModel answers)."""
-    content = []
-    for b in reply.blocks:
-        if b.kind == "text":
-            content.append({"type": "text", "text": b.text})
-        else:
-            content.append({"type": "tool_use", "id": b.id, "name": b.name, "input": b.input})
-    return {
-        "id": message_id, "type": "message", "role": "assistant", "model": MODEL_ID,
-        "content": content, "stop_reason": reply.stop_reason, "stop_sequence": None,
-        "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
-    }
-
-
-def stream_events(reply: Reply, message_id: str) -> list[dict]:
-    """The same message as Anthropic's stream events (what InvokeModelWithResponseStream carries)."""
-    events: list[dict] = [{
-        "type": "message_start",
-        "message": {"id": message_id, "type": "message", "role": "assistant", "model": MODEL_ID,
-                    "content": [], "stop_reason": None, "stop_sequence": None,
-                    "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1}},
-    }]
-    for index, b in enumerate(reply.blocks):
-        if b.kind == "text":
-            events.append({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
-            # A few deltas rather than one, so streaming consumers see text arrive in pieces.
-            for piece in re.findall(r".{1,40}", b.text, flags=re.DOTALL):
-                events.append({"type": "content_block_delta", "index": index,
-                               "delta": {"type": "text_delta", "text": piece}})
-        else:
-            events.append({"type": "content_block_start", "index": index,
-                           "content_block": {"type": "tool_use", "id": b.id, "name": b.name, "input": {}}})
-            events.append({"type": "content_block_delta", "index": index,
-                           "delta": {"type": "input_json_delta", "partial_json": json.dumps(b.input)}})
-        events.append({"type": "content_block_stop", "index": index})
-    events.append({"type": "message_delta", "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
-                   "usage": {"output_tokens": reply.output_tokens}})
-    events.append({"type": "message_stop", "amazon-bedrock-invocationMetrics": {
-        "inputTokenCount": reply.input_tokens, "outputTokenCount": reply.output_tokens,
-        "invocationLatency": 1, "firstByteLatency": 1}})
-    return events
+            name, provider = "Local stand-in (test double)", "emulator"
+        return {
+            "modelArn": f"arn:aws:bedrock:{region}::foundation-model/{self.model_id}",
+            "modelId": self.model_id, "modelName": name, "providerName": provider,
+            "inputModalities": ["TEXT"], "outputModalities": ["TEXT"], "responseStreamingSupported": True,
+            "inferenceTypesSupported": ["ON_DEMAND", "INFERENCE_PROFILE"],
+            "modelLifecycle": {"status": "ACTIVE"},
+        }

@@ -28,8 +28,8 @@ _session = botocore.session.get_session()
 class RequestContext:
     """What a handler may need beyond its parameters."""
 
-    region: str
     account_id: str
+    region: str
     operation: str
     headers: dict[str, str]
     raw_body: bytes
@@ -118,7 +118,7 @@ class RestJsonService:
         return None, None
 
     def handle(self, method: str, raw_path: str, query_string: str, headers: dict[str, str],
-               body: bytes, region: str, account_id: str) -> HttpResponse | None:
+               body: bytes, account_id: str, region: str) -> HttpResponse | None:
         """Answer the request, or None when no operation of these models has this route."""
         query = parse_qs(query_string, keep_blank_values=True)
         op, path_params = self.match(method, raw_path, query)
@@ -131,7 +131,7 @@ class RestJsonService:
                     f"The emulator does not implement {op.name} of {op.service_model.service_name}."
                 )
             params = self._parse(op, path_params, query, headers, body)
-            ctx = RequestContext(region, account_id, op.name, headers, body)
+            ctx = RequestContext(account_id, region, op.name, headers, body)
             result = handler(params, ctx)
             if isinstance(result, StreamingResult):
                 return HttpResponse(result.status, {"Content-Type": result.content_type, **result.headers},

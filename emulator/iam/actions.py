@@ -32,8 +32,8 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-case names
     body: bytes
-    region: str
     account_id: str
+    region: str
     partition: str = "aws"
 
 

@@ -29,6 +29,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .actions import NO_PERMISSION, Ask
+from .exceptions import denied_message
+
 log = logging.getLogger("emulator.iam")
 
 # botocore refreshes container credentials 15 minutes before they expire (advisory) and the JS SDK 5;
@@ -379,6 +382,15 @@ class DecisionLog:
             self._rows.clear()
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a signed request is refused before it reaches its service: "invalid-token", "expired-token" or
+    "denied" (with IAM's message). Each protocol answers it with its own error code (responses.py)."""
+
+    reason: str
+    message: str = ""
+
+
 class IamBackend:
     """One account's enforcement state in this emulator process."""
 
@@ -387,6 +399,32 @@ class IamBackend:
         self.enforce = enforce
         self.issuer = CredentialIssuer(account_id, credential_seconds)
         self.decisions = DecisionLog()
+
+    def session_of(self, access_key_id: str, security_token: str | None) -> Session | Refusal | None:
+        """The runtime-role session signing with these keys; None for any other keys (the workshop user's own,
+        which pass unjudged, as an administrator's would); a Refusal when the session token is wrong or expired."""
+        session = session_for(self.account_id, access_key_id)
+        if session is None:
+            return None
+        if security_token != session.session_token:
+            return Refusal("invalid-token")
+        if session.expiration <= dt.datetime.now(dt.timezone.utc):
+            return Refusal("expired-token")
+        return session
+
+    def authorize(self, session: Session, asks: list[Ask], region: str) -> Refusal | None:
+        """None when the role's policies allow every action the request asks for; else the first denial."""
+        context_base = {"aws:SecureTransport": ["false"], "aws:RequestedRegion": [region],
+                        "aws:PrincipalArn": [session.role_arn], "aws:PrincipalAccount": [session.account_id],
+                        "aws:userid": [f"{session.role_name}:{session.session_name}"]}
+        for ask in asks:
+            if ask.action in NO_PERMISSION:
+                continue
+            decision = self.judge(session, ask.action, ask.resource, {**context_base, **ask.context})
+            if not decision.allowed:
+                return Refusal("denied", denied_message(session.arn, ask.action, ask.resource,
+                                                        decision.explicit_deny))
+        return None
 
     def judge(self, session: Session, action: str, resource: str, context: dict[str, list[str]]) -> Decision:
         decision = evaluate(role_statements(self.account_id, session.role_arn), action, resource, context)

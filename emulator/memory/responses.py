@@ -1,4 +1,11 @@
-"""AgentCore Memory's handlers: each botocore operation name to the model method that answers it."""
+"""AgentCore Memory's responses: each botocore operation to the backend method that answers it.
+
+As in every service of the emulator, a handler takes the parameters emulator/core/restjson.py parsed from
+botocore's model, calls the backend with the caller's account and region (in that order), and returns the
+members of the operation's output shape, which restjson serialises. State and rules live in models.py.
+Unlike the runtime's and Bedrock's backends, which take named arguments, the memory backend's methods still
+take the whole parameter dict and answer the output members themselves (issue 9 left that step open).
+"""
 from __future__ import annotations
 
 from ..core.backend import Backend
@@ -33,15 +40,12 @@ def _handler(model: MemoryBackend, method: str):
     bound = getattr(model, method)
 
     def handle(params: dict, ctx: RequestContext) -> dict:
-        return bound(params, ctx.region, ctx.account_id)
+        return bound(params, ctx.account_id, ctx.region)
 
     handle.__name__ = method
     return handle
 
 
 def create_backend(settings: Settings) -> Backend:
-    model = MemoryBackend(settings.state_dir / "memory", extraction_delay=settings.extraction_delay)
-    backend = Backend({op: _handler(model, method) for op, method in OPERATIONS.items()})
-    backend.on_close(model.close)
-    backend.model = model
-    return backend
+    model = MemoryBackend(settings)
+    return Backend("memory", {op: _handler(model, method) for op, method in OPERATIONS.items()}, close=model.close)

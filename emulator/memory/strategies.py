@@ -4,10 +4,18 @@ AWS runs an LLM over new events to extract memory records. Locally the same thre
 strategies are approximated by rules a workshop attendee can predict:
 
 - semantic: declarative sentences the user states ("I work on a Flask app", "our database is
-  Postgres") become facts in the third person ("The user works on a Flask app."); what the
-  assistant reports having done ("I created hello.py") becomes a fact about the assistant.
-- user preference: sentences saying what the user prefers, likes, avoids, always or never does.
+  Postgres", "The cache sits in Redis 7") become facts in the third person ("The user works on a
+  Flask app."); what a request says in passing ("Could you add a Makefile for my Django project?")
+  becomes "The user has a Django project."; what the assistant reports having done ("I created
+  hello.py") becomes a fact about the assistant. Questions, hypotheticals, one-off tasks and
+  passing states ("the build is failing") are not facts.
+- user preference: sentences saying what the user prefers, likes, avoids, always or never does,
+  and standing instructions ("Keep lines under 100 characters", "Name branches feature/<ticket>
+  please"), told apart from one-off tasks ("Run the tests", "Use the staging database for this one").
 - summary: one running summary per session listing what the user asked and the assistant did.
+
+With a model upstream (WORKSHOP_MODEL_UPSTREAM), semantic and preference extraction ask that model first,
+as AWS does, and fall back to these rules when it cannot answer (model_extraction.py).
 
 Deduplication happens in the model (exact text and near-identical embeddings).
 """
@@ -75,6 +83,10 @@ _PAST_OR_MODAL = {"was", "had", "will", "would", "can", "could", "should", "must
                   "did", "used"}
 
 
+# Present-tense verbs that end like a past tense ("I need" is "The user needs", not "The user need").
+_BASE_IN_EED = {"need", "feed", "seed", "speed", "proceed", "succeed", "exceed", "heed", "breed", "embed"}
+
+
 def sentences(text: str) -> list[str]:
     parts = (p.strip(" \t-*•") for p in _SENTENCE_SPLIT.split(text or ""))
     return [p for p in parts if 3 <= len(p) <= MAX_SENTENCE and re.search(r"[A-Za-z]", p)]
@@ -91,7 +103,7 @@ def _verb_third_person(verb: str) -> str:
     lower = verb.lower()
     if lower in _THIRD_PERSON:
         return _THIRD_PERSON[lower]
-    if lower in _PAST_OR_MODAL or lower.endswith("ed"):
+    if lower in _PAST_OR_MODAL or (lower.endswith("ed") and lower not in _BASE_IN_EED):
         return verb
     if re.search(r"(s|sh|ch|x|z|o)$", lower):
         return verb + "es"
@@ -135,42 +147,166 @@ def about_assistant(sentence: str) -> str:
     return _finish(text)
 
 
+# Verbs that state how things are, for sentences whose subject is not the user ("The cache sits in Redis").
+_STATING_VERB = re.compile(
+    r"\b(is|are|was|were|has|have|sits?|lives?|runs?|uses?|holds?|follows?|ships?|contains?|depends?|"
+    r"serves?|targets?|stores?|stored|hosted|built|written|managed|generated|tagged|deployed|based|located|"
+    r"called|named|backed|powered|connects?|talks?|reads?|listens?|exposes?|relies|consists?)\b",
+    re.IGNORECASE)
+# Words that make a sentence a guess, a wish or a hypothetical rather than a statement.
+_UNSURE = re.compile(r"\b(would|could|might|maybe|perhaps|probably|should|wonder|if|unless|suppose|whether)\b",
+                     re.IGNORECASE)
+# Openings that point at something in the conversation rather than state a lasting fact.
+_DEICTIC = re.compile(r"^(it|it's|this|that|that's|there|these|those|here|yes|no|sure|now|so|well|also)\b",
+                      re.IGNORECASE)
+# A passing state is not something to remember about the user's world.
+_TRANSIENT = re.compile(r"\b(failing|fails|failed|broken|crash\w*|errors?|slow|down|stuck|not working|"
+                        r"doesn't work|does not work)\b", re.IGNORECASE)
+# The base form of verbs a task or an instruction starts with ("Add ...", "Keep ...").
+_IMPERATIVE = re.compile(
+    r"^(add|create|run|fix|show|delete|remove|open|rename|bump|format|explain|deploy|check|write|make|keep|"
+    r"name|use|stick|update|install|refactor|move|change|set|build|implement|generate|list|read|print|tell|"
+    r"give|help|let|look|find|test|lint|commit|push|merge|stop|start|try|go|put|call|send|clean|split|wrap|"
+    r"sort|describe|review|document|migrate|speed|indent|prefix|limit|follow|prefer|avoid|always|never|"
+    r"don'?t|do not|be|stay|pin|include|exclude|skip|ignore|drop|replace|convert|add)\b", re.IGNORECASE)
+# "Test fixtures are stored ...": a noun that looks like a verb, followed by the sentence's own verb.
+_NOUN_THEN_VERB = re.compile(r"^\w+(?:\s+\w+)?\s+(is|are|was|were|has|have|live|lives|run|runs|sit|sits)\b",
+                             re.IGNORECASE)
+# Instructions that hold beyond the task at hand: their verb, then a bare object ("Keep lines ...",
+# "Name branches ...", "Stick to ..."); "Use the staging database for this one" names a particular thing.
+_STANDING_VERB = re.compile(r"^(keep|name|use|stick to|write|prefer|indent|prefix|limit|wrap|sort|pin|"
+                            r"follow|put|format|spell|call|end|start|structure|order|group|tag)\s+(\S+)",
+                            re.IGNORECASE)
+_DETERMINER = re.compile(r"^(a|an|the|this|that|these|those|it|me|him|her|them|us|my|our|your|his|its|one|"
+                         r"some|any|\S+\.\w{1,6})$", re.IGNORECASE)
+_STANDING_OPENING = re.compile(r"^(always|never|avoid|don'?t|do not|make sure|be sure|ensure|from now on|"
+                               r"going forward|in general|by default|whenever|every time)\b", re.IGNORECASE)
+_STANDING_SCOPE = re.compile(r"\b(from now on|going forward|in (?:the )?future|whenever|every time|by default|"
+                             r"in general|at all times|every|all)\b", re.IGNORECASE)
+_ONE_OFF = re.compile(r"\b(this one|this time|for now|just this|right now|today|this (?:file|function|pr|task))\b",
+                      re.IGNORECASE)
+# What a request or question says in passing about the user's things: "my Django project", "our MySQL 8
+# replica". Only named things count (a capitalised or versioned word), so "my code" says nothing.
+_OWNED = re.compile(r"\b(my|our)\s+((?:[A-Z][\w.+#-]*|\d[\w.]*)(?:\s+(?:[A-Z][\w.+#-]*|\d[\w.]*)){0,3}"
+                    r"(?:\s+(?!and\b|or\b|to\b|for\b|with\b|in\b|on\b)[a-z][\w-]*)?)")
+_TRAILING_PLEASE = re.compile(r"[,\s]+please[.!]*$", re.IGNORECASE)
+_LEADING_FILLER = re.compile(r"^(?:(?:please|also|and|now|oh|ok|okay)[,\s]+)+", re.IGNORECASE)
+
+
+def _bare(sentence: str) -> str:
+    """The sentence without a polite "please" at either end or a filler word in front."""
+    text = _TRAILING_PLEASE.sub("", sentence.strip())
+    return _LEADING_FILLER.sub("", text).strip()
+
+
+def _imperative(sentence: str) -> bool:
+    text = _bare(sentence)
+    return bool(_IMPERATIVE.match(text)) and not _NOUN_THEN_VERB.match(text)
+
+
+def standing_instruction(sentence: str) -> bool:
+    """An instruction meant for all later work ("Keep lines under 100 characters"), not a one-off task."""
+    text = _bare(sentence)
+    if _ONE_OFF.search(text):
+        return False
+    if _STANDING_OPENING.match(text):
+        return True
+    verb = _STANDING_VERB.match(text)
+    if verb and not _DETERMINER.match(verb.group(2)):
+        return True
+    return _imperative(text) and bool(_STANDING_SCOPE.search(text))
+
+
+def _instruction(sentence: str) -> str:
+    """ "Don't add comments" -> "The user wants the assistant not to add comments."."""
+    text = _bare(sentence)
+    scope = re.match(r"^(from now on|going forward|in general|by default)[,\s]+", text, re.IGNORECASE)
+    if scope:
+        text = text[scope.end():].rstrip(".!") + " " + scope.group(1).lower()
+    negated = re.match(r"^(?:don'?t|do not)\s+", text, re.IGNORECASE)
+    if negated:
+        return _finish("The user wants the assistant not to " + text[negated.end():])
+    return _finish("The user wants the assistant to " + _lower_first(text))
+
+
+def _owned_things(sentence: str) -> list[str]:
+    facts = []
+    for m in _OWNED.finditer(sentence):
+        owner = "The user's team" if m.group(1).lower() == "our" else "The user"
+        thing = m.group(2).strip()
+        article = "an" if thing[:1].lower() in "aeiou" else "a"
+        facts.append(f"{owner} has {article} {thing}.")
+    return facts
+
+
+def _user_fact(sentence: str) -> bool:
+    """A declarative sentence about the user's world, with the user as its subject or not."""
+    if _PREFERENCE.search(sentence) or _NOT_A_FACT.match(sentence) or _REQUEST.match(sentence):
+        return False
+    # "My team ships a mobile app": a first-person statement is a fact whatever its verb.
+    if re.match(r"^(i|i'm|i've|my|we|we're|our)\b", sentence, re.IGNORECASE):
+        return not _TRANSIENT.search(sentence)
+    if _FACT_SUBJECT.match(sentence) and _FACT_VERB.search(sentence) and not _TRANSIENT.search(sentence):
+        return True
+    # Any other subject ("The mobile client is built with Flutter", "Production runs on EC2").
+    return (len(sentence.split()) >= 4 and not _imperative(sentence) and not _DEICTIC.match(sentence)
+            and not _UNSURE.search(sentence) and not _TRANSIENT.search(sentence)
+            and bool(_STATING_VERB.search(sentence)))
+
+
+# Set by model_extraction.configure when the emulator has a model upstream: extract(turns, kind) -> a list of
+# records, or None when the model could not answer (the rules below answer instead).
+model_extractor = None
+
+
+def _by_model(turns: list[Turn], kind: str) -> list[str] | None:
+    if model_extractor is None:
+        return None
+    found = model_extractor(turns, kind)
+    return None if found is None else _unique(found)
+
+
 def extract_facts(turns: list[Turn]) -> list[str]:
+    """Facts stated in these turns: the model's when there is one that answers, else the rules'."""
+    found = _by_model(turns, "facts")
+    return rule_facts(turns) if found is None else found
+
+
+def extract_preferences(turns: list[Turn]) -> list[str]:
+    """Preferences stated in these turns: the model's when there is one that answers, else the rules'."""
+    found = _by_model(turns, "preferences")
+    return rule_preferences(turns) if found is None else found
+
+
+def rule_facts(turns: list[Turn]) -> list[str]:
     """Facts stated in these turns, each a short third-person sentence."""
     facts: list[str] = []
     for turn in turns:
         for sentence in sentences(turn.text):
-            if sentence.endswith("?"):
-                continue
             if turn.role == "USER":
-                if _PREFERENCE.search(sentence) or _NOT_A_FACT.match(sentence):
-                    continue
-                if _REQUEST.match(sentence):
-                    continue
-                # "My team ships a mobile app": a first-person statement is a fact whatever its verb;
-                # "The project uses Go" needs a verb that states something.
-                first_person = re.match(r"^(i|i'm|i've|my|we|we're|our)\b", sentence, re.IGNORECASE)
-                if first_person or (_FACT_SUBJECT.match(sentence) and _FACT_VERB.search(sentence)):
+                if _user_fact(sentence) and not sentence.endswith("?") and not standing_instruction(sentence):
                     facts.append(about_user(sentence))
-            elif turn.role == "ASSISTANT" and _ASSISTANT_DID.match(sentence):
+                elif not re.match(r"^(if|unless|suppose|imagine)\b", sentence, re.IGNORECASE):
+                    # A request or question still says what the user works on.
+                    facts.extend(_owned_things(sentence))
+            elif turn.role == "ASSISTANT" and not sentence.endswith("?") and _ASSISTANT_DID.match(sentence):
                 facts.append(about_assistant(sentence))
     return _unique(facts)
 
 
-def extract_preferences(turns: list[Turn]) -> list[str]:
-    """What the user says they prefer, like, avoid, always or never do."""
+def rule_preferences(turns: list[Turn]) -> list[str]:
+    """What the user says they prefer, like, avoid, always or never do, and their standing instructions."""
     found: list[str] = []
     for turn in turns:
         if turn.role != "USER":
             continue
         for sentence in sentences(turn.text):
-            if sentence.endswith("?") or not _PREFERENCE.search(sentence):
+            if sentence.endswith("?") or _REQUEST.match(sentence):
                 continue
-            if re.match(r"^(please|always|never|avoid|don'?t|do not|use)\b", sentence, re.IGNORECASE):
+            if standing_instruction(sentence):
                 # An instruction ("Always use type hints") is the user's standing preference.
-                instruction = re.sub(r"^please\s+", "", sentence, flags=re.IGNORECASE)
-                found.append(_finish("The user wants the assistant to " + _lower_first(instruction)))
-            else:
+                found.append(_instruction(sentence))
+            elif _PREFERENCE.search(sentence) and not _imperative(sentence) and not _ONE_OFF.search(sentence):
                 found.append(about_user(sentence))
     return _unique(found)
 

@@ -61,7 +61,7 @@ class ImageStore:
                             aws_access_key_id="emulator", aws_secret_access_key="emulator",
                             config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=60))
 
-    def resolve(self, uri: str, region: str, account: str) -> dict:
+    def resolve(self, uri: str, account: str, region: str) -> dict:
         """What a runtime needs to run `uri`: its digest and, for local builds, the unpacked context."""
         parts = parse_image_uri(uri)
         image_id = {"imageDigest": parts["digest"]} if parts["digest"] else {"imageTag": parts["tag"] or "latest"}

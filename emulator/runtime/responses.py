@@ -1,69 +1,34 @@
-"""AgentCore Runtime: control plane handlers (bedrock-agentcore-control) and the session calls (InvokeAgentRuntime,
-InvokeAgentRuntimeCommand, StopRuntimeSession).
+"""AgentCore Runtime's responses: the control plane (bedrock-agentcore-control) and the session calls
+(InvokeAgentRuntime, InvokeAgentRuntimeCommand, StopRuntimeSession).
 
-Handlers take botocore-parsed parameters and return dicts keyed by the output shape's members
-(see emulator/core/restjson.py); state and rules live in models.py, processes in supervisor.py.
+As in every service of the emulator, a handler takes the parameters emulator/core/restjson.py parsed from
+botocore's model, calls the backend (models.py) with the caller's account and region, and returns the
+members of the operation's output shape (or a stream) for restjson to serialise.
 """
 from __future__ import annotations
 
-import re
-import uuid
-
+from ..bedrock.eventstream import CONTENT_TYPE as EVENTSTREAM_CONTENT_TYPE
+from ..core import paginator
 from ..core.backend import Backend
 from ..core.restjson import RequestContext, StreamingResult
 from ..core.settings import Settings
-from .exceptions import (ResourceNotFoundException, RetryableConflictException, RuntimeClientError, ValidationException,
-                         runtime_not_found)
-from .images import ImageStore
-from .models import RuntimeStore, endpoint_view, summary_view, version_view
-from ..bedrock.eventstream import CONTENT_TYPE as EVENTSTREAM_CONTENT_TYPE
-from .supervisor import (CUSTOM_HEADER_PREFIX, SESSION_HEADER, USER_HEADER, CommandStream, Launch, LogShipper,
-                         Supervisor, forward)
+from .commands import CommandStream
+from .exceptions import RuntimeClientError
+from .models import COMMAND_TIMEOUT_DEFAULT, RuntimeBackend, endpoint_view, summary_view, version_view
+from .proxy import CUSTOM_HEADER_PREFIX, SESSION_HEADER, USER_HEADER, forward
 
-COMMAND_TIMEOUT_DEFAULT = 300
-_ARN = re.compile(r"^arn:aws[a-z-]*:bedrock-agentcore:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
-                  r"runtime/(?P<id>[a-zA-Z][a-zA-Z0-9_]{0,47}-[a-zA-Z0-9]{10})$")
+# What the control plane's List* calls answer per page when the caller gives no maxResults.
+DEFAULT_PAGE = 100
 
 
-# AWS's words, from the devguide's troubleshooting entry of that name.
-MMDSV2_REQUIRED = "This runtime is not MMDSv2-enabled"
+def _page(items: list, params: dict, key: str, operation: str) -> dict:
+    return paginator.page(items, params, key, paginator.scope(operation, params), DEFAULT_PAGE)
 
 
-def _page(items: list, params: dict, key: str, scope: str) -> dict:
-    """One page of `items` under `key`, with an opaque nextToken: `<scope>.<offset>`.
-
-    The scope names the operation (and runtime) the token was issued for, so a token from another
-    listing is refused instead of silently paging the wrong list.
-    """
-    size = params.get("maxResults") or 100
-    token = params.get("nextToken")
-    start = 0
-    if token:
-        issued_for, _, offset = token.rpartition(".")
-        if issued_for != scope or not offset.isdigit():
-            raise ValidationException(f"nextToken {token!r} is not a token this operation issued; pass the "
-                                      "nextToken of the previous page of the same request unchanged.")
-        start = int(offset)
-    page = items[start:start + size]
-    out = {key: page}
-    if start + size < len(items):
-        out["nextToken"] = f"{scope}.{start + size}"
-    return out
-
-
-class RuntimeService:
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.images = ImageStore(settings)
-        self.shipper = LogShipper(settings)
-        self.supervisor = Supervisor(settings, self.shipper)
-        self.store = RuntimeStore(settings.state_dir / "runtime" / "runtimes.db", self.images.resolve,
-                                  on_deleted=lambda doc: self.supervisor.stop_runtime(doc["id"]))
-
-    def close(self) -> None:
-        self.supervisor.close()
-        self.shipper.close()
-        self.store.close()
+class RuntimeResponses:
+    def __init__(self, backend: RuntimeBackend):
+        self.backend = backend
+        self.store = backend.store
 
     # -- runtimes ----------------------------------------------------------------------------
     def create_agent_runtime(self, params: dict, ctx: RequestContext) -> dict:
@@ -83,8 +48,7 @@ class RuntimeService:
                                      "lastUpdatedAt", "status", "workloadIdentityDetails")}
 
     def delete_agent_runtime(self, params: dict, ctx: RequestContext) -> dict:
-        doc = self.store.delete(params["agentRuntimeId"], ctx.account_id, ctx.region)
-        self.supervisor.stop_runtime(doc["id"])
+        doc = self.backend.delete_runtime(params["agentRuntimeId"], ctx.account_id, ctx.region)
         return {"status": doc["status"], "agentRuntimeId": doc["id"], "agentRuntimeVersion": doc["latest"]}
 
     def list_agent_runtimes(self, params: dict, ctx: RequestContext) -> dict:
@@ -94,8 +58,7 @@ class RuntimeService:
     def list_agent_runtime_versions(self, params: dict, ctx: RequestContext) -> dict:
         doc = self.store.get(params["agentRuntimeId"], ctx.account_id, ctx.region)
         versions = sorted(doc["versions"], key=int, reverse=True)
-        return _page([summary_view(doc, v) for v in versions], params, "agentRuntimes",
-                     f"ListAgentRuntimeVersions-{doc['id']}")
+        return _page([summary_view(doc, v) for v in versions], params, "agentRuntimes", "ListAgentRuntimeVersions")
 
     # -- endpoints ---------------------------------------------------------------------------
     def create_agent_runtime_endpoint(self, params: dict, ctx: RequestContext) -> dict:
@@ -128,66 +91,12 @@ class RuntimeService:
     def list_agent_runtime_endpoints(self, params: dict, ctx: RequestContext) -> dict:
         doc = self.store.get(params["agentRuntimeId"], ctx.account_id, ctx.region)
         return _page([endpoint_view(doc, ep) for ep in doc["endpoints"].values()], params, "runtimeEndpoints",
-                     f"ListAgentRuntimeEndpoints-{doc['id']}")
+                     "ListAgentRuntimeEndpoints")
 
     # -- data plane --------------------------------------------------------------------------
-    def _runtime_for(self, arn: str, ctx: RequestContext) -> dict:
-        m = _ARN.match(arn)
-        if not m:
-            raise ValidationException(f"agentRuntimeArn {arn!r} is not an AgentCore runtime ARN "
-                                      "(arn:aws:bedrock-agentcore:<region>:<account>:runtime/<id>).")
-        if m.group("region") != ctx.region or m.group("account") != ctx.account_id:
-            raise runtime_not_found(arn)
-        return self.store.find_by_arn(arn, ctx.account_id, ctx.region)
-
-    def runtime_for_session_call(self, arn: str, qualifier: str | None, ctx: RequestContext) -> tuple[dict, str]:
-        """The runtime and version a session call (InvokeAgentRuntime, InvokeAgentRuntimeCommand, ...) reaches.
-
-        Every call that runs something in a runtime session goes through here, so each meets the same
-        rules: the ARN names a runtime of this account and region, the runtime is usable, and the version
-        the qualifier serves requires MMDSv2. Since 2026-06-30 AWS refuses InvokeAgentRuntime,
-        ExecuteCommand (InvokeAgentRuntimeCommand), the WebSocket calls and GetAgentCard for a runtime
-        without metadataConfiguration.requireMMDSV2 = true (devguide, runtime-troubleshooting,
-        troubleshoot-runtime-mmdsv2-validation); StopRuntimeSession is not among them.
-        """
-        doc = self._runtime_for(arn, ctx)
-        if doc["status"] in ("CREATING", "DELETING", "CREATE_FAILED"):
-            raise RetryableConflictException(f"AgentRuntime {doc['id']} is {doc['status']}; "
-                                             "invoke it once it is READY.")
-        version = self.store.resolve_qualifier(doc, qualifier or "DEFAULT")
-        spec = doc["versions"][version]["spec"]
-        if (spec.get("metadataConfiguration") or {}).get("requireMMDSV2") is not True:
-            raise ValidationException(f"{MMDSV2_REQUIRED}. Set metadataConfiguration.requireMMDSV2 = true with "
-                                      f"UpdateAgentRuntime on {doc['id']}, wait until it is READY, then call again.")
-        return doc, version
-
     def invoke_agent_runtime(self, params: dict, ctx: RequestContext) -> StreamingResult:
-        qualifier = params.get("qualifier") or "DEFAULT"
-        doc, version = self.runtime_for_session_call(params["agentRuntimeArn"], qualifier, ctx)
-        entry = doc["versions"][version]
-        image = entry["image"] or {}
-        context = image.get("context")
-        if not context:
-            raise RuntimeClientError(
-                f"The image {image.get('containerUri')} of runtime {doc['id']} has no recorded build context, so the "
-                "emulator cannot run it (it runs no container engine). Build it with "
-                "helpers.image.build_and_push(method='local') and update the runtime.")
-        # AWS starts a new session when the caller names none, and says which in the answer.
-        session_id = params.get("runtimeSessionId") or str(uuid.uuid4()) + "-" + uuid.uuid4().hex[:8]
-        spec = entry["spec"]
-        lifecycle = spec.get("lifecycleConfiguration") or {}
-        launch = Launch(
-            runtime_id=doc["id"], runtime_arn=doc["arn"], version=version,
-            endpoint_name=qualifier if qualifier in doc["endpoints"] else "DEFAULT",
-            session_id=session_id, context_dir=self.images.unpack(context, ctx.region), app=context["app"],
-            environment=dict(spec.get("environmentVariables") or {}), region=ctx.region,
-            role_arn=spec.get("roleArn") or "",
-            idle_timeout=min(self.settings.idle_timeout, float(lifecycle.get("idleRuntimeSessionTimeout", 900))),
-            max_lifetime=float(lifecycle.get("maxLifetime", 28800)),
-            session_storage=tuple(fs["sessionStorage"]["mountPath"] for fs in spec.get("filesystemConfigurations") or []
-                                  if "sessionStorage" in fs),
-        )
-        proc = self.supervisor.acquire(launch)
+        proc, session_id = self.backend.acquire_session(params["agentRuntimeArn"], params.get("qualifier") or "DEFAULT",
+                                                        params.get("runtimeSessionId"), ctx.account_id, ctx.region)
         headers = {"Content-Type": params.get("contentType") or "application/json",
                    "Accept": params.get("accept") or "application/json", SESSION_HEADER: session_id}
         if params.get("runtimeUserId"):
@@ -195,37 +104,31 @@ class RuntimeService:
         for name, value in ctx.headers.items():
             if name.lower().startswith(CUSTOM_HEADER_PREFIX):
                 headers[name] = value
+        supervisor = self.backend.supervisor
         done = {"called": False}
 
         def on_done(broken: bool) -> None:
             if not done["called"]:
                 done["called"] = True
-                self.supervisor.release(proc, broken=broken)
+                supervisor.release(proc, broken=broken)
 
         status, content_type, chunks = forward(proc, params.get("payload") or b"", headers, on_done)
         return StreamingResult(chunks, content_type=content_type, status=status,
                                headers={SESSION_HEADER: session_id})
 
     def invoke_agent_runtime_command(self, params: dict, ctx: RequestContext) -> StreamingResult:
-        doc, _version = self.runtime_for_session_call(params["agentRuntimeArn"], params.get("qualifier"), ctx)
         session_id = params["runtimeSessionId"]
         body = params["body"]
-        # The API reference: timeout in seconds, default 300, from 1 to 3600.
         timeout = body.get("timeout", COMMAND_TIMEOUT_DEFAULT)
-        if not 1 <= timeout <= 3600:
-            raise ValidationException(f"timeout {timeout} is out of range: give 1 to 3600 seconds (default 300).")
-        proc = self.supervisor.attach(doc["id"], session_id)
-        if proc is None:
-            # A command runs inside a running session's microVM (devguide: runtime-execute-command).
-            raise ResourceNotFoundException(
-                f"Runtime session {session_id} of {doc['id']} is not running. Invoke the agent in this session "
-                "first (InvokeAgentRuntime starts its microVM), then run the command.")
+        proc = self.backend.attach_for_command(params["agentRuntimeArn"], params.get("qualifier"), session_id,
+                                               timeout, ctx.account_id, ctx.region)
+        supervisor = self.backend.supervisor
         released = {"done": False}
 
         def on_done() -> None:
             if not released["done"]:
                 released["done"] = True
-                self.supervisor.release(proc)
+                supervisor.release(proc)
 
         try:
             chunks = CommandStream(proc, body["command"], float(timeout), on_done)
@@ -234,31 +137,27 @@ class RuntimeService:
         return StreamingResult(chunks, content_type=EVENTSTREAM_CONTENT_TYPE, headers={SESSION_HEADER: session_id})
 
     def stop_runtime_session(self, params: dict, ctx: RequestContext) -> dict:
-        doc = self._runtime_for(params["agentRuntimeArn"], ctx)
         session_id = params["runtimeSessionId"]
-        if not self.supervisor.stop_session(doc["id"], session_id):
-            raise ResourceNotFoundException(f"Runtime session {session_id} of {doc['id']} is not running.")
+        self.backend.stop_session(params["agentRuntimeArn"], session_id, ctx.account_id, ctx.region)
         return {"runtimeSessionId": session_id, "statusCode": 200}
 
 
 def create_backend(settings: Settings) -> Backend:
-    service = RuntimeService(settings)
-    backend = Backend({
-        "CreateAgentRuntime": service.create_agent_runtime,
-        "GetAgentRuntime": service.get_agent_runtime,
-        "UpdateAgentRuntime": service.update_agent_runtime,
-        "DeleteAgentRuntime": service.delete_agent_runtime,
-        "ListAgentRuntimes": service.list_agent_runtimes,
-        "ListAgentRuntimeVersions": service.list_agent_runtime_versions,
-        "CreateAgentRuntimeEndpoint": service.create_agent_runtime_endpoint,
-        "GetAgentRuntimeEndpoint": service.get_agent_runtime_endpoint,
-        "UpdateAgentRuntimeEndpoint": service.update_agent_runtime_endpoint,
-        "DeleteAgentRuntimeEndpoint": service.delete_agent_runtime_endpoint,
-        "ListAgentRuntimeEndpoints": service.list_agent_runtime_endpoints,
-        "InvokeAgentRuntime": service.invoke_agent_runtime,
-        "StopRuntimeSession": service.stop_runtime_session,
-        "InvokeAgentRuntimeCommand": service.invoke_agent_runtime_command,
-    })
-    backend.on_close(service.close)
-    backend.service = service  # for in-process tests and tools that want the supervisor
-    return backend
+    backend = RuntimeBackend(settings)
+    r = RuntimeResponses(backend)
+    return Backend("runtime", {
+        "CreateAgentRuntime": r.create_agent_runtime,
+        "GetAgentRuntime": r.get_agent_runtime,
+        "UpdateAgentRuntime": r.update_agent_runtime,
+        "DeleteAgentRuntime": r.delete_agent_runtime,
+        "ListAgentRuntimes": r.list_agent_runtimes,
+        "ListAgentRuntimeVersions": r.list_agent_runtime_versions,
+        "CreateAgentRuntimeEndpoint": r.create_agent_runtime_endpoint,
+        "GetAgentRuntimeEndpoint": r.get_agent_runtime_endpoint,
+        "UpdateAgentRuntimeEndpoint": r.update_agent_runtime_endpoint,
+        "DeleteAgentRuntimeEndpoint": r.delete_agent_runtime_endpoint,
+        "ListAgentRuntimeEndpoints": r.list_agent_runtime_endpoints,
+        "InvokeAgentRuntime": r.invoke_agent_runtime,
+        "StopRuntimeSession": r.stop_runtime_session,
+        "InvokeAgentRuntimeCommand": r.invoke_agent_runtime_command,
+    }, close=backend.close)

@@ -1,4 +1,4 @@
-"""Agent processes for runtime sessions: one per session, as AgentCore runs one microVM per session.
+"""The supervisor of runtime sessions: one agent process per session, as AgentCore runs one microVM per session.
 
 The first invocation of a session copies the image's unpacked build context into a fresh session
 directory (each microVM starts from a clean image filesystem), starts the agent there with
@@ -12,40 +12,31 @@ is created with the code assets deployed at the time of session creation" (devgu
 runtime-troubleshooting, "My code changes aren't reflected in existing sessions"). A session stopped
 by StopRuntimeSession is "terminating" for a short while, and calls to it then are refused with
 RetryableConflictException, as AWS refuses calls that reach a session being torn down. A runtime with session
-storage gets a per-session directory that outlives its processes (SessionStorage), and
-InvokeAgentRuntimeCommand runs commands beside a live agent, in its environment (CommandStream).
+storage gets a per-session directory that outlives its processes (storage.py), and
+InvokeAgentRuntimeCommand runs commands beside a live agent, in its environment (commands.py).
+
+This module is the registry of live processes and its reaper; the processes themselves are in
+processes.py, forwarding an invocation in proxy.py, and shipping their output in logs.py.
 """
 from __future__ import annotations
 
-import collections
-import hashlib
-import http.client
-import json
 import logging
 import os
-import queue
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from ..core.settings import Settings
 from .exceptions import RetryableConflictException, RuntimeClientError
+from .logs import LogShipper, log_group_name
+from .processes import AgentProcess, Launch, free_port, role_session_name, session_dir_name, terminate_group
+from .storage import SessionStorage, mapped_environment
 
 log = logging.getLogger("emulator.runtime")
 
-SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
-USER_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
-CUSTOM_HEADER_PREFIX = "x-amzn-bedrock-agentcore-runtime-custom-"
-# AWS ends a synchronous invocation after 15 minutes.
-INVOCATION_TIMEOUT = 15 * 60
 # The only parts of the emulator's environment an agent inherits: what a process needs to start, find
 # programs, speak the locale and trust the machine's CA bundle. Everything else (tokens, keys, the
 # developer's settings) stays out: the agent runs Claude Code with Bash, and a microVM on AWS sees
@@ -53,217 +44,6 @@ INVOCATION_TIMEOUT = 15 * 60
 _INHERITED_ENV = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH", "SSL_CERT_FILE",
                             "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"})
 _INHERITED_PREFIXES = ("LC_",)
-
-
-def log_group_name(runtime_id: str, endpoint: str = "DEFAULT") -> str:
-    return f"/aws/bedrock-agentcore/runtimes/{runtime_id}-{endpoint}"
-
-
-def _role_session_name(session_id: str) -> str:
-    """An AssumeRole session name ([\\w+=,.@-], at most 64 characters) that names the runtime session."""
-    return ("agentcore-" + re.sub(r"[^\w+=,.@-]", "-", session_id))[:64]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _dir_name(session_id: str) -> str:
-    """A directory name for any session id (ids may hold characters a path may not)."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", session_id)[:60]
-    return f"{safe}-{hashlib.sha256(session_id.encode()).hexdigest()[:10]}"
-
-
-@dataclass
-class Launch:
-    """Everything needed to start the agent for one session."""
-
-    runtime_id: str
-    runtime_arn: str
-    version: str
-    endpoint_name: str
-    session_id: str
-    context_dir: Path
-    app: str
-    environment: dict[str, str]
-    region: str
-    idle_timeout: float
-    max_lifetime: float
-    role_arn: str = ""  # the runtime's execution role, whose credentials the agent gets
-    # The runtime's sessionStorage mount paths (filesystemConfigurations); see SessionStorage.
-    session_storage: tuple[str, ...] = ()
-
-
-@dataclass(eq=False)  # identity: one object per process, kept in sets
-class AgentProcess:
-    launch: Launch
-    port: int
-    proc: subprocess.Popen
-    session_dir: Path
-    started_at: float = field(default_factory=time.monotonic)
-    last_activity: float = field(default_factory=time.monotonic)
-    in_flight: int = 0
-    broken: bool = False
-    # Out of the registry but still answering the calls it had (it was replaced as unhealthy): stopped
-    # when the last of them is released.
-    retired: bool = False
-    pump: threading.Thread | None = None
-    tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=40))
-    last_ping: float = 0.0
-    credentials_token: str | None = None  # the agent's key to its role credentials (forgotten when it stops)
-    # The microVM's environment and working directory, where InvokeAgentRuntimeCommand runs its commands.
-    env: dict = field(default_factory=dict)
-    cwd: Path | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.launch.runtime_id, self.launch.session_id
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def ping(self, timeout: float = 2.0) -> dict | None:
-        """The agent's /ping document, or None when it does not answer properly."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request("GET", "/ping")
-            resp = conn.getresponse()
-            body = resp.read()
-            if resp.status != 200:
-                return None
-            doc = json.loads(body)
-            return doc if isinstance(doc, dict) and doc.get("status") in ("Healthy", "HealthyBusy") else None
-        except (OSError, http.client.HTTPException, ValueError):
-            return None
-        finally:
-            conn.close()
-
-    def log_tail(self, lines: int = 5) -> str:
-        return " | ".join(list(self.tail)[-lines:]) or "(no output)"
-
-
-class LogShipper:
-    """Batches agent output lines into CloudWatch Logs (moto's logs backend, in this process).
-
-    Written in-process rather than through the endpoint so the last lines of an agent stopped at
-    shutdown still arrive: by then the endpoint no longer answers requests.
-    """
-
-    def __init__(self, settings: Settings, flush_every: float = 0.5):
-        self.settings = settings
-        self._queue: queue.Queue = queue.Queue()
-        self._known_streams: set[tuple[str, str, str]] = set()
-        self._stop = threading.Event()
-        self._flush_every = flush_every
-        self._flush_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="runtime-log-shipper", daemon=True)
-        self._thread.start()
-
-    def put(self, region: str, group: str, stream: str, message: str) -> None:
-        self._queue.put((region, group, stream, int(time.time() * 1000), message))
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._stop.wait(self._flush_every)
-            self.flush()
-
-    def flush(self) -> None:
-        with self._flush_lock:
-            batches: dict[tuple[str, str, str], list[dict]] = collections.defaultdict(list)
-            while True:
-                try:
-                    region, group, stream, ts, message = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                batches[(region, group, stream)].append({"timestamp": ts, "message": message})
-            for (region, group, stream), events in batches.items():
-                try:
-                    self._ship(region, group, stream, events)
-                except Exception as exc:  # logs must never take the agent down; say why they are missing
-                    log.warning("could not write %d agent log lines to %s/%s: %s", len(events), group, stream, exc)
-
-    def _ship(self, region: str, group: str, stream: str, events: list[dict]) -> None:
-        from moto.logs.exceptions import ResourceAlreadyExistsException
-        from moto.logs.models import logs_backends
-
-        backend = logs_backends[self.settings.account_id][region]
-        if (region, group, stream) not in self._known_streams or group not in backend.groups:
-            if group not in backend.groups:
-                try:
-                    backend.create_log_group(group, tags={})
-                except ResourceAlreadyExistsException:
-                    pass  # made meanwhile by a client: exactly what we want
-            if stream not in backend.groups[group].streams:
-                backend.create_log_stream(group, stream)
-            self._known_streams.add((region, group, stream))
-        backend.put_log_events(group, stream, events)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.flush()
-
-
-# AgentCore deletes session storage that has not been used for 14 days (devguide: runtime-persistent-filesystems).
-STORAGE_IDLE_EXPIRY = 14 * 24 * 3600
-
-
-class SessionStorage:
-    """AgentCore Runtime's managed session storage (preview), as the devguide describes it.
-
-    Rules (devguide: runtime-persistent-filesystems, runtime-filesystem-configurations): a session's
-    storage is empty at its first call; it is kept across StopRuntimeSession and idle reclaiming (a new
-    microVM of the session finds it as it was left); other sessions never see it; it is reset when the
-    session next starts on another version of the runtime, and after 14 days unused.
-
-    A process here cannot mount anything at /mnt, so each mount is a directory of its own,
-    `<state>/runtime/session-storage/<runtime id>/<session>/<mount name>`, and the agent is told where:
-    environment variables of the runtime whose value is the mount path (or under it) are pointed at
-    that directory. The README's table of differences says so.
-    """
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def _dirs(self, launch: Launch) -> tuple[Path, Path]:
-        base = self.root / launch.runtime_id / _dir_name(launch.session_id)
-        return base, base.with_name(base.name + ".json")
-
-    def mount(self, launch: Launch) -> dict[str, Path]:
-        """{mount path: local directory} for a new microVM of this session, reset where the rules say."""
-        base, marker = self._dirs(launch)
-        try:
-            state = json.loads(marker.read_text())
-        except (FileNotFoundError, ValueError):
-            state = None
-        stale = state is None or state.get("version") != launch.version or \
-            time.time() - float(state.get("last_used", 0)) > STORAGE_IDLE_EXPIRY
-        if stale and base.exists():
-            shutil.rmtree(base)
-        mounts = {}
-        for path in launch.session_storage:
-            local = base / path.rstrip("/").rsplit("/", 1)[-1]
-            local.mkdir(parents=True, exist_ok=True)
-            mounts[path.rstrip("/")] = local
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"version": launch.version, "last_used": time.time(),
-                                      "session_id": launch.session_id}))
-        return mounts
-
-    def forget_runtime(self, runtime_id: str) -> None:
-        shutil.rmtree(self.root / runtime_id, ignore_errors=True)
-
-
-def _mapped(environment: dict[str, str], mounts: dict[str, Path]) -> dict[str, str]:
-    """The runtime's variables that name a mount path (or a path under it), pointed at its local directory."""
-    out = {}
-    for name, value in environment.items():
-        for mount, local in mounts.items():
-            if value.rstrip("/") == mount or value.startswith(mount + "/"):
-                out[name] = str(local) + value.rstrip("/")[len(mount):]
-    return out
 
 
 class Supervisor:
@@ -444,7 +224,7 @@ class Supervisor:
         # (botocore, and the AWS SDK for JavaScript inside Claude Code, which now signs its Bedrock calls)
         # fetch them, and refresh them before expiry, from the emulator's container-credentials route.
         token = backend_for(self.settings).issuer.register(
-            launch.role_arn, _role_session_name(launch.session_id), launch.region, source_arn=launch.runtime_arn)
+            launch.role_arn, role_session_name(launch.session_id), launch.region, source_arn=launch.runtime_arn)
         env.update({
             # The agent reaches "AWS" (Memory, S3, SSM, Bedrock) through the emulator, as its role.
             "AWS_ENDPOINT_URL": endpoint,
@@ -469,7 +249,7 @@ class Supervisor:
     def _start(self, launch: Launch) -> AgentProcess:
         # A new microVM: a directory of its own, nothing kept from the session's earlier ones (each is
         # removed when its process has exited; an older one may still be finishing calls beside it).
-        session_dir = self.root / launch.runtime_id / _dir_name(launch.session_id) / f"vm-{time.time_ns()}"
+        session_dir = self.root / launch.runtime_id / session_dir_name(launch.session_id) / f"vm-{time.time_ns()}"
         app_dir = session_dir / "app"
         try:
             shutil.copytree(launch.context_dir, app_dir, symlinks=True)
@@ -479,9 +259,9 @@ class Supervisor:
         for sub in ("home", "tmp"):
             (session_dir / sub).mkdir(parents=True, exist_ok=True)
         mounts = self.storage.mount(launch) if launch.session_storage else {}
-        port = _free_port()
+        port = free_port()
         env = self._environment(launch, port, session_dir)
-        env.update(_mapped(launch.environment, mounts))
+        env.update(mapped_environment(launch.environment, mounts))
         cmd = [sys.executable, "-m", "uvicorn", launch.app, "--host", "127.0.0.1", "--port", str(port)]
         popen = subprocess.Popen(cmd, cwd=app_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, start_new_session=True)
@@ -535,7 +315,7 @@ class Supervisor:
             self._draining.discard(proc)
         if proc.alive():
             log.info("stopping agent pid %s of session %s: %s", proc.proc.pid, proc.launch.session_id, reason)
-            _terminate_group(proc.proc)
+            terminate_group(proc.proc)
         else:
             proc.proc.wait()
         self._clean_up(proc)
@@ -568,7 +348,7 @@ class Supervisor:
             backend_for(self.settings).issuer.forget(proc.credentials_token)
         log_file = proc.session_dir / "agent.log"
         if log_file.exists():
-            target = self.logs / launch.runtime_id / f"{_dir_name(launch.session_id)}-{proc.session_dir.name}.log"
+            target = self.logs / launch.runtime_id / f"{session_dir_name(launch.session_id)}-{proc.session_dir.name}.log"
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 log_file.rename(target)
@@ -634,200 +414,3 @@ class Supervisor:
             idle_for = min(now - seen, time.time() - changed) if changed else now - seen
             if idle_for >= idle and self._retire_if_idle(proc, seen):
                 self._stop(proc, f"it was idle for {idle:.0f}s")
-
-
-def _terminate_group(popen: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM the agent's process group (it may have started Claude Code and its tools), then SIGKILL."""
-    try:
-        os.killpg(popen.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        popen.wait(grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # it ended between the timeout and the kill
-        popen.wait()
-
-
-def forward(proc: AgentProcess, payload: bytes, headers: dict[str, str],
-            on_done: Callable[[bool], None]) -> tuple[int, str, Iterable[bytes]]:
-    """Send one invocation to the agent; (status, content type, body chunks as they come).
-
-    `on_done(broken)` is called exactly once, when the body has been read to the end or failed.
-    Failures before the answer starts raise RuntimeClientError (424: not retried by boto3).
-    """
-    conn = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=INVOCATION_TIMEOUT)
-    try:
-        conn.request("POST", "/invocations", body=payload, headers=headers)
-        resp = conn.getresponse()
-    except (OSError, http.client.HTTPException) as exc:
-        conn.close()
-        on_done(True)
-        raise RuntimeClientError(
-            f"The agent for runtime session {proc.launch.session_id} failed before answering ({exc}). "
-            f"Last output: {proc.log_tail()}. The next invocation starts a fresh agent.") from exc
-    content_type = resp.getheader("Content-Type", "application/json")
-    if resp.status >= 400:
-        try:
-            detail = resp.read()[:2000].decode("utf-8", errors="replace")
-        except (OSError, http.client.HTTPException):
-            detail = ""
-        conn.close()
-        on_done(False)
-        # What AWS says when the agent answers an error; the agent's own words follow for the reader.
-        raise RuntimeClientError(f"Received error ({resp.status}) from runtime. Please check your CloudWatch "
-                                 f"logs for more information. Agent said: {detail}")
-    streaming = content_type.split(";")[0].strip() == "text/event-stream"
-    if not streaming:
-        try:
-            body = resp.read()
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            on_done(True)
-            raise RuntimeClientError(
-                f"The agent for runtime session {proc.launch.session_id} died while answering ({exc!r}). "
-                f"Last output: {proc.log_tail()}. The next invocation starts a fresh agent.") from exc
-        conn.close()
-        on_done(False)
-        return resp.status, content_type, iter([body])
-
-    return resp.status, content_type, _StreamedBody(proc, conn, resp, on_done)
-
-
-class _StreamedBody:
-    """The agent's streamed answer, passed on chunk by chunk as it arrives.
-
-    An iterator with close(), so the server's close tells us even when the client left before the
-    first chunk; `on_done` is called exactly once either way.
-    """
-
-    def __init__(self, proc: AgentProcess, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse,
-                 on_done: Callable[[bool], None]):
-        self.proc, self.conn, self.resp, self.on_done = proc, conn, resp, on_done
-        self.finished = False
-
-    def __iter__(self) -> "_StreamedBody":
-        return self
-
-    def __next__(self) -> bytes:
-        if self.finished:
-            raise StopIteration
-        try:
-            data = self.resp.read1(65536)
-        except (OSError, http.client.HTTPException) as exc:
-            self._finish(broken=True)
-            # The answer has started, so its status cannot change: end the stream with an error event.
-            return _sse_error(f"The agent for runtime session {self.proc.launch.session_id} died mid-stream "
-                              f"({exc!r}). Last output: {self.proc.log_tail()}. "
-                              "The next invocation starts a fresh agent.")
-        if not data:
-            self._finish(broken=False)
-            raise StopIteration
-        return data
-
-    def close(self) -> None:
-        # Closed before the end: the caller went away; the agent itself is fine.
-        self._finish(broken=False)
-
-    def _finish(self, broken: bool) -> None:
-        if not self.finished:
-            self.finished = True
-            self.conn.close()
-            self.on_done(broken)
-
-
-class CommandStream:
-    """One InvokeAgentRuntimeCommand: a shell command in the session's microVM, streamed as AWS event-stream chunks.
-
-    The events are those of botocore's model (InvokeAgentRuntimeCommandStreamOutput): `contentStart`
-    first, `contentDelta` with stdout or stderr as the output comes, `contentStop` with the exit code
-    and COMPLETED or TIMED_OUT last. The command runs with the microVM's environment and in its
-    working directory (devguide: runtime-execute-command). `on_done` is called exactly once, at the end
-    or when the caller goes away (the command is then ended).
-    """
-
-    def __init__(self, proc: AgentProcess, command: str, timeout: float, on_done: Callable[[], None]):
-        self.on_done = on_done
-        self.finished = False
-        self.timed_out = False
-        self.started = False
-        self.queue: queue.Queue = queue.Queue()
-        try:
-            self.popen = subprocess.Popen(["/bin/sh", "-c", command], cwd=proc.cwd, env=proc.env,
-                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          start_new_session=True)
-        except OSError:
-            self._finish()
-            raise
-        self.open_streams = 2
-        for name, pipe in (("stdout", self.popen.stdout), ("stderr", self.popen.stderr)):
-            threading.Thread(target=self._read, args=(name, pipe), daemon=True).start()
-        self.timer = threading.Timer(timeout, self._time_out)
-        self.timer.daemon = True
-        self.timer.start()
-
-    def _read(self, name: str, pipe) -> None:
-        import codecs
-
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        fd = pipe.fileno()
-        while True:
-            data = os.read(fd, 65536)
-            text = decoder.decode(data, final=not data)
-            if text:
-                self.queue.put((name, text))
-            if not data:
-                break
-        pipe.close()
-        self.queue.put((None, name))
-
-    def _time_out(self) -> None:
-        if self.popen.poll() is None:
-            self.timed_out = True
-            _terminate_group(self.popen, grace=2.0)
-
-    def __iter__(self) -> "CommandStream":
-        return self
-
-    def __next__(self) -> bytes:
-        from ..bedrock.eventstream import frame
-
-        if self.finished:
-            raise StopIteration
-        headers = {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"}
-        if not self.started:
-            self.started = True
-            return frame(headers, b'{"contentStart": {}}')
-        while self.open_streams:
-            name, text = self.queue.get()
-            if name is None:
-                self.open_streams -= 1
-                continue
-            return frame(headers, json.dumps({"contentDelta": {name: text}}).encode())
-        code = self.popen.wait()
-        self.timer.cancel()
-        self._finish()
-        stop = {"exitCode": code if code >= 0 else 128 - code,
-                "status": "TIMED_OUT" if self.timed_out else "COMPLETED"}
-        return frame(headers, json.dumps({"contentStop": stop}).encode())
-
-    def close(self) -> None:
-        # The caller went away before the end: the command goes too (nothing would read its output).
-        if not self.finished:
-            self.timer.cancel()
-            if self.popen.poll() is None:
-                _terminate_group(self.popen, grace=2.0)
-            self._finish()
-
-    def _finish(self) -> None:
-        if not self.finished:
-            self.finished = True
-            self.on_done()
-
-
-def _sse_error(message: str) -> bytes:
-    doc = {"error": "RuntimeClientError", "message": message}
-    return b"\n\nevent: error\ndata: " + json.dumps(doc).encode() + b"\n\n"

@@ -32,7 +32,7 @@ def settings():
 def test_stack_deploys_and_a_second_deploy_changes_nothing(settings):
     first = stack.deploy_stack(settings, progress=False)
     assert first.status.endswith("_COMPLETE")
-    assert stack.deploy_stack(settings, progress=False).action == "no changes"
+    assert stack.deploy_stack(settings, progress=False).action == "unchanged"
     assert {"BucketName", "RepositoryUri", "ExecutionRoleArn"} <= set(stack.stack_outputs(settings))
 
 

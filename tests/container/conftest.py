@@ -1,7 +1,6 @@
 """Fixtures for the agent: its AWS resources in the emulator and its environment."""
 from __future__ import annotations
 
-import json
 import sys
 import time
 import uuid
@@ -88,13 +87,3 @@ def invoke(client, **input_fields) -> dict:
     resp = client.post("/invocations", json={"input": input_fields})
     assert resp.status_code == 200, resp.text
     return resp.json()["output"]
-
-
-def sse_events(lines) -> list[tuple[str, dict]]:
-    events, name = [], None
-    for line in lines:
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            events.append((name, json.loads(line[6:])))
-    return events

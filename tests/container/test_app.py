@@ -7,7 +7,9 @@ import uuid
 
 import pytest
 
-from .conftest import invoke, sse_events
+from tests.support.sse import sse_events
+
+from .conftest import invoke
 
 HELLO = "create hello.py that prints hello"
 

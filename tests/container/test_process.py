@@ -12,9 +12,10 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.support.emulator import free_port
+from tests.support.sse import sse_events
 
-from .conftest import CONTAINER, agent_environment, sse_events
+from .conftest import CONTAINER, agent_environment
 
 pytestmark = pytest.mark.slow
 

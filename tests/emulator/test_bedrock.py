@@ -12,7 +12,7 @@ from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ClientError
 
 from emulator.bedrock import eventstream
-from emulator.bedrock.models import MODEL_ID, StandInModel
+from emulator.bedrock.standin import MODEL_ID, StandInModel
 
 CLAUDE_CLI = Path(__import__("claude_agent_sdk").__file__).parent / "_bundled" / "claude"
 TOOLS = [{"name": n, "description": n, "input_schema": {"type": "object"}} for n in ("Write", "Read", "Bash", "Glob")]

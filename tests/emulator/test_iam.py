@@ -170,7 +170,7 @@ def test_a_session_token_that_is_not_the_sessions_own_is_refused(emulator, role)
 
 
 def test_enforcement_off_is_one_setting_and_the_emulator_says_so(tmp_path):
-    from tests.conftest import EmulatorProcess
+    from tests.support.emulator import EmulatorProcess
 
     emu = EmulatorProcess(tmp_path / "emu", env={"EMULATOR_IAM_ENFORCEMENT": "off"}).start()
     try:

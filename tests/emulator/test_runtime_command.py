@@ -7,7 +7,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import EmulatorProcess
+from tests.support.emulator import EmulatorProcess
 from tests.emulator.test_runtime_invoke import _after_termination, _wait_dead
 from tests.emulator.fixtures.runtime import create_runtime, push_fake_image, require_mmdsv2, wait_ready
 

@@ -8,9 +8,9 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import EmulatorProcess
-from tests.emulator.fixtures.runtime import (ROLE_ARN, create_runtime, output_problems, push_fake_image, require_mmdsv2,
-                                            wait_ready)
+from tests.support.emulator import EmulatorProcess
+from tests.emulator.fixtures.runtime import ROLE_ARN, create_runtime, push_fake_image, require_mmdsv2, wait_ready
+from tests.support.shapes import output_problems
 
 
 def _name(prefix: str = "rt") -> str:
@@ -272,14 +272,25 @@ def test_a_malformed_or_foreign_runtime_next_token_is_a_validation_error_naming_
         assert _code(err) == ("ValidationException", 400), token
 
 
+def test_runtime_listings_issue_tokens_of_the_emulators_one_scheme(control, image_uri):
+    from botocore.paginate import TokenDecoder
+
+    from emulator.core import paginator
+
+    for _ in range(2):
+        create_runtime(control, _name("scheme"), image_uri)
+    token = control.list_agent_runtimes(maxResults=1)["nextToken"]
+    assert TokenDecoder().decode(token) == {"s": paginator.scope("ListAgentRuntimes", {"maxResults": 1}), "o": 1}
+
+
 def test_resolving_an_image_does_not_hold_the_store_lock(tmp_path):
     import threading
 
-    from emulator.runtime.models import RuntimeStore
+    from emulator.runtime.store import RuntimeStore
 
     resolving, release = threading.Event(), threading.Event()
 
-    def slow_resolve(uri, region, account):  # stands in for ECR and S3 calls of up to a minute
+    def slow_resolve(uri, account, region):  # stands in for ECR and S3 calls of up to a minute
         resolving.set()
         release.wait(10)
         return {"containerUri": uri, "imageDigest": None, "context": None}

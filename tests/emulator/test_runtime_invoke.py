@@ -10,9 +10,10 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import EmulatorProcess
-from tests.emulator.fixtures.runtime import (create_runtime, output_problems, push_fake_image, require_mmdsv2,
-                                            wait_ready)
+from tests.support.emulator import EmulatorProcess
+from tests.emulator.fixtures.runtime import create_runtime, push_fake_image, require_mmdsv2, wait_ready
+from tests.support.polling import eventually, wait_until
+from tests.support.shapes import output_problems
 
 
 def _sid() -> str:
@@ -32,12 +33,7 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_dead(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.1)
-    return False
+    return eventually(lambda: not _alive(pid), timeout, interval=0.1)
 
 
 def make_runtime(emu, env: dict | None = None) -> dict:
@@ -213,16 +209,15 @@ def test_agent_output_goes_to_the_runtime_log_group(call, emulator, runtime):
     call("log me", sid)
     logs = emulator.client("logs")
     group = f"/aws/bedrock-agentcore/runtimes/{runtime['agentRuntimeId']}-DEFAULT"
-    deadline, messages = time.monotonic() + 10, []
-    while time.monotonic() < deadline:
+
+    def messages() -> list[str]:
         try:
-            messages = [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
+            return [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
         except logs.exceptions.ResourceNotFoundException:
-            messages = []
-        if any("prompt='log me'" in m for m in messages):
-            break
-        time.sleep(0.3)
-    assert any("prompt='log me'" in m for m in messages), messages[-5:]
+            return []
+
+    wait_until(messages, lambda m: any("prompt='log me'" in line for line in m), timeout=10, interval=0.3,
+               what=f"the agent's log line in {group}")
     streams = [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=group)["logStreams"]]
     assert any(s.endswith(f"[runtime-logs]{sid}") for s in streams)
 

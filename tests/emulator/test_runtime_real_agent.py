@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import EmulatorProcess
+from tests.support.emulator import EmulatorProcess
 
 from helpers import invoke, runtime
 from helpers.errors import InvocationError

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from emulator.core.settings import Settings
-from emulator.runtime.supervisor import Launch, Supervisor
+from emulator.runtime.processes import Launch
+from emulator.runtime.supervisor import Supervisor
+from tests.support.polling import eventually as _wait
 
 
 def _launch(tmp_path: Path, **overrides) -> Launch:
@@ -48,23 +50,12 @@ FAKE_AGENT = Path(__file__).parent / "fixtures" / "fake_agent"
 def _invoke(proc, prompt: str) -> dict:
     import json
 
-    from emulator.runtime.supervisor import forward
+    from emulator.runtime.proxy import forward
 
     done = []
     status, _, body = forward(proc, json.dumps({"input": {"prompt": prompt}}).encode(),
                               {"Content-Type": "application/json"}, done.append)
     return json.loads(b"".join(body))["output"]
-
-
-def _wait(condition, timeout: float = 10.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_process_handed_to_a_new_call_while_the_reaper_pings_it_is_not_reaped(supervisor, tmp_path):

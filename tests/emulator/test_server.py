@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ROOT, EmulatorProcess
+from tests.support.emulator import ROOT, EmulatorProcess
 
 
 def test_health_lists_every_service(emulator):

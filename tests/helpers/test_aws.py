@@ -1,13 +1,16 @@
 """helpers.aws: clients for the target; on local, the emulator is reused or started in the background."""
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import time
 
 import pytest
 
 from helpers import aws, config
 from helpers.errors import ConfigError, EmulatorError
-from tests.conftest import free_port
+from tests.support.emulator import free_port
 
 
 @pytest.fixture
@@ -79,3 +82,29 @@ def test_aws_clients_use_the_normal_endpoints_and_never_the_emulator(monkeypatch
     assert client.meta.region_name == "eu-west-1"
     with pytest.raises(ConfigError):
         aws.ensure_emulator(settings)
+
+
+def test_the_emulator_is_checked_once_per_endpoint_not_on_every_client_call(local_env, monkeypatch):
+    settings = config.load()
+    aws.client("sts", settings)  # reached once: from here on it is known to answer
+    checks = []
+    monkeypatch.setattr(aws, "emulator_health", lambda *a, **k: checks.append(a) or {"status": "running"})
+    for service in ("sts", "ssm", "s3", "sts"):
+        aws.client(service, settings)
+    assert checks == []
+
+
+@pytest.mark.slow
+def test_a_call_that_cannot_reach_a_stopped_emulator_starts_it_again_and_succeeds(own_endpoint):
+    settings, port = own_endpoint
+    sts = aws.client("sts", settings)
+    try:
+        first = aws.emulator_health(settings.endpoint_url)["pid"]
+        # Stopped behind the library's back (a crash, a kill): the next call fails to connect.
+        os.kill(first, signal.SIGTERM)
+        while aws.emulator_health(settings.endpoint_url, timeout=0.5) is not None:
+            time.sleep(0.1)
+        assert sts.get_caller_identity()["Account"] == "123456789012"
+        assert aws.emulator_health(settings.endpoint_url)["pid"] != first
+    finally:
+        aws.stop_emulator(settings)

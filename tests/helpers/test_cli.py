@@ -9,7 +9,7 @@ import pytest
 
 from helpers import image
 from helpers.cli import main
-from tests.conftest import ROOT
+from tests.support.emulator import ROOT
 
 
 def run_cli(*args: str, env: dict, stdin: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

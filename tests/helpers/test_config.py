@@ -91,6 +91,16 @@ def test_the_default_model_on_aws_is_the_inference_profile_of_the_regions_geogra
     assert config.load(target="aws", region="ap-southeast-2").model_id.startswith("apac.anthropic.claude")
 
 
+def test_locally_the_model_is_the_stand_in_unless_the_emulator_forwards_to_an_upstream(clean_env):
+    clean_env.delenv("WORKSHOP_MODEL_UPSTREAM_MODEL", raising=False)
+    assert config.load().model_id == "local-stand-in"
+    clean_env.setenv("WORKSHOP_MODEL_UPSTREAM_MODEL", "qwen3-coder")
+    assert config.load().model_id == "qwen3-coder"
+    assert config.load(target="aws", region="us-west-2").model_id.startswith("us.anthropic.claude")
+    clean_env.setenv("ANTHROPIC_MODEL", "claude-haiku-4-5")
+    assert config.load().model_id == "claude-haiku-4-5"
+
+
 def test_on_aws_a_leftover_local_endpoint_is_not_used(monkeypatch):
     from helpers import aws
 

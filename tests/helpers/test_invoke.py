@@ -109,24 +109,6 @@ def test_only_a_retryable_conflict_is_retried_with_progress_until_the_call_reach
         server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def deployed(emulator, tmp_path_factory):
-    """The fake agent deployed on a runtime of its own, through the helpers."""
-    tag = uuid.uuid4().hex[:8]
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("WORKSHOP_TARGET", "local")
-        env.setenv("AWS_ENDPOINT_URL", emulator.endpoint)
-        env.setenv("WORKSHOP_STATE_DIR", str(tmp_path_factory.mktemp("invoke-state")))
-        settings = config.load(runtime_name=f"invoke_rt_{tag}")
-        emulator.client("s3").create_bucket(Bucket=f"inv-{tag}")
-        repo = emulator.client("ecr").create_repository(repositoryName=f"inv-{tag}")["repository"]["repositoryUri"]
-        uri = image.build_and_push(settings, "local", context_dir=FAKE_AGENT_DIR, repository_uri=repo,
-                                   bucket=f"inv-{tag}").image_uri
-        runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=f"inv-{tag}", progress=False)
-        yield settings
-        runtime.delete_runtime(settings, progress=False)  # and with it the sessions' agent processes
-
-
 def test_invoke_streams_progress_and_returns_the_output(deployed, capsys):
     out = invoke.invoke(deployed, "hello there", "alice", f"s-{uuid.uuid4().hex[:6]}")
     assert out["result"] == "echo: hello there" and out.result == "echo: hello there"

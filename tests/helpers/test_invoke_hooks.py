@@ -4,10 +4,9 @@ from __future__ import annotations
 import uuid
 
 from helpers import invoke
-from tests.helpers.test_invoke import deployed  # noqa: F401  (the fake agent on its own runtime)
 
 
-def test_on_event_sees_every_progress_event_as_it_streams(deployed):  # noqa: F811
+def test_on_event_sees_every_progress_event_as_it_streams(deployed):
     seen = []
     out = invoke.invoke(deployed, "hello there", "alice", f"s-{uuid.uuid4().hex[:6]}", progress=False,
                         on_event=seen.append)
@@ -15,7 +14,7 @@ def test_on_event_sees_every_progress_event_as_it_streams(deployed):  # noqa: F8
     assert out.result == "echo: hello there"
 
 
-def test_should_stop_stops_reading_and_stops_the_session(deployed):  # noqa: F811
+def test_should_stop_stops_reading_and_stops_the_session(deployed):
     session = f"s-{uuid.uuid4().hex[:6]}"
     invoke.invoke(deployed, "one", "alice", session, progress=False)
     seen = []

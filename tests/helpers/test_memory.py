@@ -7,7 +7,10 @@ import uuid
 import pytest
 
 from helpers import aws, config, memory
+from helpers.changes import Change, Deleted
+from helpers.deployment import Deployment
 from helpers.errors import MemoryServiceError
+from tests.support.calls import counting_calls
 
 TURNS = [
     ("USER", "I work at Acme on the payments service. Our stack is Python and Postgres."),
@@ -72,7 +75,7 @@ def test_an_ssm_id_of_a_deleted_memory_is_repaired_not_trusted(settings):
                                               Type="String", Overwrite=True)
     created = memory.get_or_create_memory(settings, progress=False)
     assert created["id"] != "Gone-abcdeFGH12" and _ssm_value(settings) == created["id"]
-    assert memory.delete_memory(settings) == created["id"]
+    assert memory.delete_memory(settings).ids == (created["id"],)
     replaced = memory.get_or_create_memory(settings, progress=False)
     assert replaced["id"] != created["id"] and replaced["status"] == "ACTIVE"
     assert _ssm_value(settings) == replaced["id"]
@@ -88,7 +91,7 @@ def test_creating_after_a_cleanup_is_safe_though_the_first_token_is_spent(settin
         created = memory.get_or_create_memory(settings, progress=False)
         assert created["status"] == "ACTIVE" and created["id"] not in ids
         ids.append(created["id"])
-        assert memory.delete_memory(settings) == created["id"]
+        assert memory.delete_memory(settings).ids == (created["id"],)
         ssm.delete_parameter(Name=settings.memory_id_parameter)  # as 99_cleanup does
         deadline = time.monotonic() + 10
         while any(m["id"] == created["id"] for m in control.list_memories()["memories"]):
@@ -105,9 +108,14 @@ def test_memory_id_without_the_parameter_is_a_clear_error(settings):
 
 def test_delete_memory_is_safe_to_repeat(settings):
     created = memory.get_or_create_memory(settings, progress=False)
-    assert memory.delete_memory(settings) == created["id"]
-    # Still DELETING (or gone): deleting again finds nothing left to delete, and does not fail.
-    assert memory.delete_memory(settings) in (None, created["id"])
+    first = memory.delete_memory(settings)
+    assert (first.change, first.ids) == (Change.DELETED, (created["id"],))
+    # Still DELETING (or gone), and the SSM id is left to helpers.cleanup: deleting again must not fail.
+    again = memory.delete_memory(settings)
+    assert again.change in (Change.ALREADY_GONE, Change.DELETED) and again.ids in ((), (created["id"],))
+    aws.client("ssm", settings).delete_parameter(Name=settings.memory_id_parameter)
+    # With the id gone too (as after a clean-up), a memory still DELETING is not reported as removed again.
+    assert memory.delete_memory(settings) == Deleted.of([])
 
 
 def test_events_df_shows_turns_oldest_first(settings):
@@ -154,3 +162,30 @@ def test_records_df_rejects_an_unknown_kind(settings):
     with pytest.raises(MemoryServiceError) as err:
         memory.records_df(settings, "cy", "opinions")
     assert "facts" in str(err.value)
+
+
+def test_record_counts_reads_the_memory_id_and_strategies_once_not_once_per_kind(settings):
+    memory.get_or_create_memory(settings, progress=False)
+    with counting_calls(settings, "ssm", "bedrock-agentcore-control") as calls:
+        assert memory.record_counts(settings, "nobody") == {"facts": 0, "summaries": 0, "preferences": 0}
+    assert (calls["GetParameter"], calls["GetMemory"]) == (1, 1)
+
+
+def test_waiting_for_records_resolves_the_memory_once_however_often_it_polls(settings):
+    memory.get_or_create_memory(settings, progress=False)
+    memory.add_turns(settings, "wait", "s1", TURNS)
+    with counting_calls(settings, "ssm", "bedrock-agentcore-control", "bedrock-agentcore") as calls:
+        memory.wait_for_records(settings, "wait", "s1", progress=False)
+    assert (calls["GetParameter"], calls["GetMemory"]) == (1, 1)
+    assert calls["ListMemoryRecords"] >= 3  # one per kind per poll: the polling itself still happened
+
+
+def test_a_deployment_keeps_what_it_resolved_until_refreshed(settings):
+    first = memory.get_or_create_memory(settings, progress=False)
+    deployment = Deployment(settings)
+    assert deployment.memory_id == first["id"] and set(deployment.strategies) == set(memory.KINDS)
+    memory.delete_memory(settings)
+    aws.client("ssm", settings).delete_parameter(Name=settings.memory_id_parameter)
+    assert deployment.memory_id == first["id"]  # kept: no call was made
+    with pytest.raises(MemoryServiceError, match="has not been created"):
+        deployment.refresh().memory_id

@@ -5,6 +5,7 @@ import pytest
 
 from helpers import config, outputs, stack
 from helpers.errors import WorkshopError
+from tests.support.calls import counting_calls
 
 
 @pytest.fixture
@@ -28,12 +29,28 @@ def test_download_fetches_session_and_output_files_of_that_session_only(deployed
     # Actor "x", session "alice", folder "s1": its key contains "/alice/s1/" but is not alice's.
     s3.put_object(Bucket=bucket, Key="outputs/20261126_120000/x/alice/s1/other.txt", Body=b"x's")
 
-    df = outputs.download_session(settings, "alice", "s1", dest=tmp_path)
+    with counting_calls(settings, "cloudformation") as calls:
+        df = outputs.download_session(settings, "alice", "s1", dest=tmp_path)
+    assert calls["DescribeStacks"] == 1  # the bucket is resolved once, not once per step
     assert sorted(df["kind"]) == ["output", "session"]
     assert set(df["file"]) == {"hello.py"}
     for path in df["local_path"]:
         assert open(path).read() == 'print("hello")\n'
     assert not any("bob" in key or "/x/" in key for key in df["s3_key"])
+
+
+def test_the_agents_own_state_is_not_downloaded_as_a_session_file_unless_asked(deployed, tmp_path):
+    from helpers import aws
+
+    s3 = aws.client("s3", deployed)
+    bucket = stack.stack_outputs(deployed)["BucketName"]
+    s3.put_object(Bucket=bucket, Key="sessions/carol/s1/app.py", Body=b"x = 1\n")
+    s3.put_object(Bucket=bucket, Key="sessions/carol/s1/.claude/transcripts/w/abc/main/0001.jsonl", Body=b"{}\n")
+    s3.put_object(Bucket=bucket, Key="sessions/carol/s1/.claude/conversation.json", Body=b"{}")
+    assert list(outputs.download_session(deployed, "carol", "s1", dest=tmp_path / "plain")["file"]) == ["app.py"]
+    everything = outputs.download_session(deployed, "carol", "s1", dest=tmp_path / "all", include_agent_state=True)
+    assert set(everything["file"]) == {"app.py", ".claude/transcripts/w/abc/main/0001.jsonl",
+                                       ".claude/conversation.json"}
 
 
 @pytest.mark.parametrize("bad", ["../alice", "a/b", "", "..", "john.doe", "a\nb"])

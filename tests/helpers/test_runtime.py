@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from helpers import config, image, runtime
+from helpers.changes import Change
 from helpers.errors import AgentRuntimeError
 from tests.emulator.fixtures.runtime import FAKE_AGENT_DIR, ROLE_ARN
 
@@ -32,7 +33,7 @@ def test_runtime_is_created_once_and_repeating_changes_nothing(target):
     uri = _build(settings, bucket, repo_uri).image_uri
     first = runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
     again = runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
-    assert (first.action, again.action) == ("created", "unchanged")
+    assert (first.action, again.action) == (Change.CREATED, Change.UNCHANGED)
     assert first.agent_runtime_arn == again.agent_runtime_arn and again.status == "READY"
     assert again.agent_runtime_version == "2"  # version 1 as created, version 2 with MMDSv2 required
     saved = json.loads((settings.state_dir / "deployment.json").read_text())
@@ -73,8 +74,8 @@ def test_delete_runtime_is_safe_to_repeat(target):
     settings, bucket, repo_uri = target
     uri = _build(settings, bucket, repo_uri).image_uri
     runtime.get_or_create_runtime(settings, uri, role_arn=ROLE_ARN, bucket=bucket, progress=False)
-    assert runtime.delete_runtime(settings, progress=False) == "deleted"
-    assert runtime.delete_runtime(settings, progress=False) == "already gone"
+    assert runtime.delete_runtime(settings, progress=False) is Change.DELETED
+    assert runtime.delete_runtime(settings, progress=False) is Change.ALREADY_GONE
     with pytest.raises(AgentRuntimeError, match="notebook 04"):
         runtime.runtime_info_df(settings)
 

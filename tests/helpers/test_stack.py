@@ -6,7 +6,9 @@ import itertools
 import pytest
 
 from helpers import config, stack
+from helpers.changes import Change
 from helpers.errors import StackError
+from tests.support.calls import counting_calls
 
 _names = itertools.count()
 
@@ -52,12 +54,12 @@ def test_first_deploy_creates_the_stack_and_returns_its_outputs(shared):
     assert stack.stack_outputs(settings) == result.outputs
 
 
-def test_redeploying_an_unchanged_stack_reports_no_changes(shared):
+def test_redeploying_an_unchanged_stack_reports_it_unchanged(shared):
     settings, first = shared
     again = stack.deploy_stack(settings, progress=False)
-    assert again.action == "no changes" and not again.changed
+    assert again.action is Change.UNCHANGED and not again.changed
     assert again.outputs == first.outputs
-    assert "no changes" in repr(again)
+    assert "unchanged" in repr(again)
 
 
 def test_a_changed_parameter_updates_the_stack(deployed):
@@ -91,9 +93,11 @@ def test_the_stacks_bucket_is_usable_on_the_emulator(shared, emulator):
         s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
 
 
-def test_outputs_df_has_one_row_per_output(shared):
+def test_outputs_df_has_one_row_per_output_from_one_describe_stacks_call(shared):
     settings, result = shared
-    df = stack.outputs_df(settings)
+    with counting_calls(settings, "cloudformation") as calls:
+        df = stack.outputs_df(settings)
+    assert calls["DescribeStacks"] == 1
     assert list(df.columns) == ["output", "value", "description"]
     assert dict(zip(df["output"], df["value"])) == result.outputs
 
@@ -257,8 +261,8 @@ def test_a_failed_update_names_the_first_resource_that_failed():
 
 def test_delete_is_safe_to_repeat_and_removes_the_codebuild_project(settings, local_env):
     result = stack.deploy_stack(settings, progress=False)
-    assert stack.delete_stack(settings, progress=False) == "deleted"
-    assert stack.delete_stack(settings, progress=False) == "already gone"
+    assert stack.delete_stack(settings, progress=False) is Change.DELETED
+    assert stack.delete_stack(settings, progress=False) is Change.ALREADY_GONE
     assert stack.describe_stack(settings) is None
     projects = local_env.client("codebuild").batch_get_projects(names=[result.outputs["CodeBuildProjectName"]])
     assert projects["projects"] == []

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tests.notebooks.checks import check
-from tests.notebooks.conftest import cell_text
+from tests.support.notebooks import cell_text, recorded_value
 
 
 @check("02_create_memory")
@@ -22,4 +22,4 @@ def shows_the_three_strategies_and_reuses_the_memory_on_a_rerun(workshop, execut
     for namespace in ("coding/user/{actorId}/facts", "coding/user/{actorId}/{sessionId}",
                       "coding/user/{actorId}/preferences"):
         assert namespace in table
-    assert cell_text(executed, '["id"] == memory.memory_id(settings)').strip() == "True"
+    assert recorded_value(executed, "same_memory") is True

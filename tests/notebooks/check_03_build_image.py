@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tests.notebooks.checks import check
-from tests.notebooks.conftest import cell_text
+from tests.support.notebooks import cell_text, recorded_value
 
 
 @check("03_build_image")
@@ -20,4 +20,4 @@ def pushes_the_agent_image_tagged_by_its_context(workshop, executed):
 
 @check("03_build_image")
 def building_again_pushes_nothing(workshop, executed):
-    assert cell_text(executed, ".pushed").strip() == "False"
+    assert recorded_value(executed, "pushed_again") is False

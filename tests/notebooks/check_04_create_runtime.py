@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from tests.notebooks.checks import check
-from tests.notebooks.conftest import cell_text
+from tests.support.notebooks import cell_text, recorded_value
 
 
 @check("04_create_runtime")
@@ -22,7 +22,7 @@ def the_runtime_is_ready_on_the_latest_image(workshop, executed):
 
 @check("04_create_runtime")
 def running_it_again_changes_nothing(workshop, executed):
-    assert cell_text(executed, ".action").strip().splitlines()[-1] == "'unchanged'"
+    assert recorded_value(executed, "runtime_again") == "unchanged"
 
 
 @check("04_create_runtime")

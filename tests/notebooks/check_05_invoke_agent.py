@@ -2,16 +2,8 @@
 session, visible inside the microVM, unseen by another actor."""
 from __future__ import annotations
 
-import ast
-
 from tests.notebooks.checks import check
-from tests.notebooks.conftest import cell_text
-
-
-def _shown_dict(executed, source: str) -> dict:
-    """The dict a cell displayed (its progress line, shown before it, left out)."""
-    lines = cell_text(executed, source).splitlines()
-    return ast.literal_eval("\n".join(line for line in lines if not line.startswith("'Agent (")))
+from tests.support.notebooks import cell_text, recorded_value
 
 
 @check("05_invoke_agent")
@@ -23,14 +15,14 @@ def the_agent_creates_the_file(workshop, executed):
 
 @check("05_invoke_agent")
 def the_same_session_gets_its_file_and_first_turn_back(workshop, executed):
-    same = _shown_dict(executed, "invoke.continuity(follow_up, after=first)")
+    same = recorded_value(executed, "same_session")
     assert "hello.py" in same["files_restored"]
     assert same["turns_remembered"] >= 2
 
 
 @check("05_invoke_agent")
 def the_reclaimed_session_continues_the_same_claude_conversation(workshop, executed):
-    same = _shown_dict(executed, "invoke.continuity(follow_up, after=first)")
+    same = recorded_value(executed, "same_session")
     assert same["same_claude_conversation"] is True
     assert same["resumed_from"] == same["claude_session_id"]
     # The stand-in quotes the earlier request from the resumed transcript it was sent.
@@ -40,7 +32,7 @@ def the_reclaimed_session_continues_the_same_claude_conversation(workshop, execu
 
 @check("05_invoke_agent")
 def a_command_inside_the_session_lists_its_files_and_transcript(workshop, executed):
-    same = _shown_dict(executed, "invoke.continuity(follow_up, after=first)")
+    same = recorded_value(executed, "same_session")
     listing = cell_text(executed, "invoke.session_files(settings, ACTOR_ID, SESSION_ID)")
     assert "hello.py" in listing and f"{same['claude_session_id']}.jsonl" in listing
     assert "[exit code 0, COMPLETED" in listing
@@ -48,6 +40,6 @@ def a_command_inside_the_session_lists_its_files_and_transcript(workshop, execut
 
 @check("05_invoke_agent")
 def a_second_actor_sees_none_of_it(workshop, executed):
-    other = _shown_dict(executed, "OTHER_ACTOR_ID, SESSION_ID))")
+    other = recorded_value(executed, "other_actor")
     assert other["actor_id"] != "workshop-user"
     assert other["files_restored"] == [] and other["turns_remembered"] == 0

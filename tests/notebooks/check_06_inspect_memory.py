@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tests.notebooks.checks import check
-from tests.notebooks.conftest import cell_text
+from tests.support.notebooks import cell_text, recorded_value
 
 
 @check("06_inspect_memory")
@@ -24,6 +24,7 @@ def every_namespace_has_extracted_records(workshop, executed):
 
 @check("06_inspect_memory")
 def retrieval_ranks_the_matching_preference_first(workshop, executed):
-    ranked = cell_text(executed, "query=QUERY)").splitlines()
-    assert "score" in ranked[0]
-    assert "pytest" in ranked[1]  # the first row answers "Which test framework does the user like?"
+    ranked = recorded_value(executed, "ranked_preferences")
+    assert "pytest" in ranked[0]["text"]  # the first row answers "Which test framework does the user like?"
+    assert [r["score"] for r in ranked] == sorted((r["score"] for r in ranked), reverse=True)
+    assert "score" in cell_text(executed, "query=QUERY)")  # the reader sees the scores

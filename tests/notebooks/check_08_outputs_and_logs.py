@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.notebooks.checks import check
-from tests.notebooks.conftest import cell_text
+from tests.support.notebooks import cell_text
 
 
 @check("08_outputs_and_logs")

@@ -5,16 +5,15 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.notebooks.checks import check
-from tests.notebooks.conftest import cell_text
+from tests.support.notebooks import cell_text, recorded_value
 
 
 @check("99_cleanup")
 def removes_everything_and_a_second_run_finds_it_gone(workshop, executed):
-    first, second = [c for c in executed.cells if c.cell_type == "code" and "cleanup.cleanup_df(settings)" in c.source]
-    first_text = "\n".join(o.get("data", {}).get("text/plain", "") for o in first.outputs)
-    second_text = "\n".join(o.get("data", {}).get("text/plain", "") for o in second.outputs)
-    assert "removed" in first_text and "error" not in first_text
-    assert "removed" not in second_text and "error" not in second_text
+    first = {row["status"] for row in recorded_value(executed, "first_cleanup")}
+    second = {row["status"] for row in recorded_value(executed, "second_cleanup")}
+    assert "removed" in first and "error" not in first
+    assert "removed" not in second and "error" not in second
     assert "Empty DataFrame" in cell_text(executed, "cleanup.remaining_df(settings)")
 
 

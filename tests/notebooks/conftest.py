@@ -1,7 +1,9 @@
 """Run the notebooks with papermill against ONE fresh emulator, in order, each in a fresh kernel.
 
-`workshop` (module-scoped) owns that emulator and runs notebooks through helpers.workshop, exactly
-as `make workshop` does. Each notebook's checks live in `check_NN_name.py` beside this file.
+`workshop` (module-scoped) owns that emulator and runs notebooks through helpers.workshop, as
+`make workshop` does but with no parameters injected: the notebooks run exactly as stored, so this one
+run also shows that a reader's run works (nbval's separate second run of every notebook did only that).
+Each notebook's checks live in `check_NN_name.py` beside this file, and read what the notebook recorded.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import nbformat
 import pytest
 
 from helpers import config, workshop as runner
-from tests.conftest import EmulatorProcess
+from tests.support.emulator import EmulatorProcess
 
 
 class Workshop:
@@ -28,7 +30,7 @@ class Workshop:
         """Run one notebook in a fresh kernel; return the executed copy, or fail with the cell's one-line cause."""
         out_dir = self.runs_dir / (label or "first")
         [result] = runner.run_notebooks(target="local", only=[notebook.stem], notebooks_dir=notebook.parent,
-                                        output_dir=out_dir, echo=lambda *args: None)
+                                        output_dir=out_dir, echo=lambda *args: None, inject_parameters=False)
         if result.status != "ok":
             self.failed = notebook.name
             pytest.fail(f"{notebook.name}: {result.error} (executed copy: {result.output})", pytrace=False)
@@ -36,21 +38,6 @@ class Workshop:
         if not label:
             self.executed[notebook.stem] = executed
         return executed
-
-
-def cell_text(executed: nbformat.NotebookNode, source_contains: str) -> str:
-    """Everything the first code cell whose source contains `source_contains` showed, as text."""
-    for cell in executed.cells:
-        if cell.cell_type == "code" and source_contains in cell.source:
-            parts = []
-            for output in cell.get("outputs", []):
-                if "text" in output:
-                    parts.append(output["text"])
-                for kind in ("text/plain", "text/html"):
-                    if kind in output.get("data", {}):
-                        parts.append(output["data"][kind])
-            return "\n".join(parts)
-    raise AssertionError(f"no code cell contains {source_contains!r}")
 
 
 @pytest.fixture(scope="module")

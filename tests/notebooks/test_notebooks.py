@@ -1,4 +1,4 @@
-"""Every notebook runs in order against one fresh emulator, in a fresh kernel, and records what it should."""
+"""Every notebook, as stored, runs in order against one fresh emulator, in a fresh kernel, and records what it should."""
 from __future__ import annotations
 
 import importlib
@@ -21,6 +21,8 @@ def test_notebook_runs_in_order_and_records_its_results(notebook, workshop):
         pytest.skip(f"{workshop.failed} failed first; the notebooks after it depend on it")
     workshop.notebooks = {p.stem: p for p in NOTEBOOKS}
     executed = workshop.run(notebook)
+    assert not [c for c in executed.cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])], \
+        f"{notebook.name} ran with injected parameters, not as stored"
     for check in CHECKS.get(notebook.stem, []):
         check(workshop, executed)
 
