@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from helpers import workshop as runner
-from tests.conftest import ROOT, EmulatorProcess, free_port
+from tests.support.emulator import ROOT, EmulatorProcess, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; Playwright cannot download its own browsers here
 SCREENSHOTS = ROOT / "runs" / "screenshots"

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import urllib.request
-from pathlib import Path
 
 import pytest
 from botocore.eventstream import EventStreamBuffer
@@ -13,8 +11,8 @@ from botocore.exceptions import ClientError
 
 from emulator.bedrock import eventstream
 from emulator.bedrock.standin import MODEL_ID, StandInModel
+from tests.support.claude_cli import write_hello_py
 
-CLAUDE_CLI = Path(__import__("claude_agent_sdk").__file__).parent / "_bundled" / "claude"
 TOOLS = [{"name": n, "description": n, "input_schema": {"type": "object"}} for n in ("Write", "Read", "Bash", "Glob")]
 SYSTEM = [{"type": "text", "text": "# Environment\n - Primary working directory: /work/ws\n"}]
 
@@ -163,19 +161,7 @@ def test_unsigned_requests_as_claude_code_sends_them_are_answered(emulator):
 
 @pytest.mark.slow
 def test_the_real_claude_code_cli_writes_a_working_file_through_the_stand_in(emulator, tmp_path):
-    workdir = tmp_path / "ws"
-    workdir.mkdir()
-    env = {**os.environ, "HOME": str(tmp_path), "CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "us-east-1",
-           "ANTHROPIC_BEDROCK_BASE_URL": emulator.endpoint, "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1",
-           "ANTHROPIC_MODEL": MODEL_ID, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
-    env.pop("ANTHROPIC_API_KEY", None)
-    done = subprocess.run([str(CLAUDE_CLI), "-p", "create hello.py that prints hello", "--output-format", "json",
-                           "--permission-mode", "acceptEdits", "--allowedTools", "Write,Read,Bash"],
-                          cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    assert result["is_error"] is False and result["num_turns"] == 2
-    assert subprocess.run(["python3", "hello.py"], cwd=workdir, capture_output=True, text=True).stdout == "hello\n"
+    write_hello_py(emulator.endpoint, MODEL_ID, tmp_path)
 
 
 @pytest.mark.parametrize("model_id", [

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
 import time
 
 import pytest
@@ -13,7 +11,8 @@ from botocore.exceptions import ClientError, EventStreamError
 from emulator.core.settings import ModelUpstream
 from tests.support.emulator import EmulatorProcess
 from tests.emulator.fixtures.anthropic_upstream import MODEL, FakeAnthropic, Fault
-from tests.emulator.test_bedrock import CLAUDE_CLI, assembled, body
+from tests.emulator.test_bedrock import assembled, body
+from tests.support.claude_cli import write_hello_py
 
 
 @pytest.fixture(scope="module")
@@ -209,19 +208,7 @@ def test_the_invocation_log_names_the_upstreams_model(upstream_emulator, runtime
 def test_the_real_claude_code_cli_writes_a_file_through_the_upstream(upstream_emulator, fake, tmp_path):
     fake.faults.clear()
     before = len(fake.requests)
-    workdir = tmp_path / "ws"
-    workdir.mkdir()
-    env = {**os.environ, "HOME": str(tmp_path), "CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "us-east-1",
-           "ANTHROPIC_BEDROCK_BASE_URL": upstream_emulator.endpoint, "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1",
-           "ANTHROPIC_MODEL": MODEL, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
-    env.pop("ANTHROPIC_API_KEY", None)
-    done = subprocess.run([str(CLAUDE_CLI), "-p", "create hello.py that prints hello", "--output-format", "json",
-                           "--permission-mode", "acceptEdits", "--allowedTools", "Write,Read,Bash"],
-                          cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    assert result["is_error"] is False and result["num_turns"] == 2
-    assert subprocess.run(["python3", "hello.py"], cwd=workdir, capture_output=True, text=True).stdout == "hello\n"
+    write_hello_py(upstream_emulator.endpoint, MODEL, tmp_path)
     forwarded = fake.requests[before:]
     assert forwarded and all(r["body"]["model"] == MODEL for r in forwarded)
     assert any(b.get("type") == "tool_result" for r in forwarded for m in r["body"]["messages"]

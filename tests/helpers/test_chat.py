@@ -272,7 +272,7 @@ def test_the_readme_the_cli_help_and_07_list_every_cue():
 
     from helpers.chat import STAND_IN_CUES
     from helpers.cli import INVOKE_EPILOG
-    from tests.conftest import ROOT
+    from tests.support.emulator import ROOT
 
     readme = (ROOT / "README.md").read_text()
     chat_notebook = "\n".join(c.source for c in nbformat.read(ROOT / "notebooks" / "07_chat.ipynb", 4).cells)
@@ -284,7 +284,7 @@ def test_the_readme_s_command_line_examples_are_ones_the_stand_in_acts_on():
     import re
 
     from emulator.bedrock.models import StandInModel
-    from tests.conftest import ROOT
+    from tests.support.emulator import ROOT
 
     prompts = re.findall(r'helpers invoke "([^"]+)"', (ROOT / "README.md").read_text())
     assert prompts

@@ -114,7 +114,7 @@ def test_invoke_help_lists_the_cues_the_local_model_acts_on(capsys):
 
 
 def test_emulator_stop_with_no_emulator_running_says_so(tmp_path, monkeypatch, capsys):
-    from tests.conftest import free_port
+    from tests.support.emulator import free_port
 
     monkeypatch.setenv("WORKSHOP_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
@@ -125,7 +125,7 @@ def test_emulator_stop_with_no_emulator_running_says_so(tmp_path, monkeypatch, c
 
 def test_emulator_stop_stops_the_emulator_this_checkout_started_and_keeps_its_state(tmp_path, monkeypatch, capsys):
     from helpers import aws, config
-    from tests.conftest import free_port
+    from tests.support.emulator import free_port
 
     monkeypatch.setenv("WORKSHOP_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
