@@ -175,22 +175,11 @@ class RestJsonService:
                     params[name] = body if member.type_name == "blob" else body.decode("utf-8")
                 elif member.type_name == "structure" and body:
                     # A structure payload is the whole JSON body (e.g. InvokeAgentRuntimeCommand's `body`).
-                    try:
-                        doc = json.loads(body)
-                    except ValueError:
-                        raise ValidationException("The request body is not valid JSON.") from None
-                    if not isinstance(doc, dict):
-                        raise ValidationException("The request body must be a JSON object.")
-                    params[name] = _from_json(member, doc)
+                    params[name] = _from_json(member, _json_object(body))
             else:
                 body_members[name] = member
         if body_members and body:
-            try:
-                doc = json.loads(body)
-            except ValueError:
-                raise ValidationException("The request body is not valid JSON.") from None
-            if not isinstance(doc, dict):
-                raise ValidationException("The request body must be a JSON object.")
+            doc = _json_object(body)
             for name, member in body_members.items():
                 wire = member.serialization.get("name", name)
                 if wire in doc:
@@ -278,6 +267,17 @@ def _parse_timestamp(value: Any) -> dt.datetime:
         return dt.datetime.fromtimestamp(float(text), tz=dt.timezone.utc)
     except ValueError:
         return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _json_object(body: bytes) -> dict:
+    """A request body that must be one JSON object, or the ValidationException AWS answers."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise ValidationException("The request body is not valid JSON.") from None
+    if not isinstance(doc, dict):
+        raise ValidationException("The request body must be a JSON object.")
+    return doc
 
 
 def _from_json(shape: Shape, value: Any) -> Any:

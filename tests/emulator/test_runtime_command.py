@@ -8,8 +8,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.emulator import EmulatorProcess
-from tests.emulator.test_runtime_invoke import _after_termination, _wait_dead
-from tests.emulator.fixtures.runtime import create_runtime, push_fake_image, require_mmdsv2, wait_ready
+from tests.emulator.fixtures.runtime import (after_termination as _after_termination, create_runtime, push_fake_image,
+                                            require_mmdsv2, wait_dead as _wait_dead, wait_ready)
 
 MOUNT = "/mnt/data"
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import uuid
@@ -11,29 +10,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.emulator import EmulatorProcess
-from tests.emulator.fixtures.runtime import create_runtime, push_fake_image, require_mmdsv2, wait_ready
-from tests.support.polling import eventually, wait_until
+from tests.emulator.fixtures.runtime import (after_termination as _after_termination, alive as _alive, create_runtime,
+                                            push_fake_image, require_mmdsv2, wait_dead as _wait_dead, wait_ready)
+from tests.support.polling import wait_until
 from tests.support.shapes import output_problems
 
 
 def _sid() -> str:
     return f"test-session-{uuid.uuid4().hex}"  # 45 characters: AWS wants at least 33
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is not alive: the emulator reaps its children, but give it the benefit of the doubt
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _wait_dead(pid: int, timeout: float) -> bool:
-    return eventually(lambda: not _alive(pid), timeout, interval=0.1)
 
 
 def make_runtime(emu, env: dict | None = None) -> dict:
@@ -178,18 +162,6 @@ def test_an_agent_error_answer_is_a_runtime_client_error_with_its_words(call):
     assert err.value.response["Error"]["Code"] == "RuntimeClientError"
     assert "Received error (500) from runtime" in err.value.response["Error"]["Message"]
     assert "failing as asked" in err.value.response["Error"]["Message"]
-
-
-def _after_termination(action, timeout: float = 15.0):
-    """`action()` once the session's terminating window is over (RetryableConflictException until then)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return action()
-        except ClientError as err:
-            if err.response["Error"]["Code"] != "RetryableConflictException" or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def test_stop_runtime_session_stops_its_process(call):
