@@ -25,13 +25,6 @@ _LOCAL_KEYS = {"aws_access_key_id": "workshop-local", "aws_secret_access_key": "
 _DEFAULT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_extra="agentcore-workshop")
 
 
-def session(settings: Settings) -> boto3.session.Session:
-    if settings.is_local:
-        ensure_emulator(settings)
-        return boto3.session.Session(region_name=settings.region, **_LOCAL_KEYS)
-    return boto3.session.Session(region_name=settings.region)
-
-
 def client(service: str, settings: Settings, config: Config | None = None):
     """A boto3 client for `service`; on local it talks to the emulator, on aws to AWS.
 
