@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from .core import wsgi
 from .core.backend import Backend, close_all
-from .core.errors import ServiceError, ValidationException
+from .core.errors import ServiceError
 from .core.restjson import HttpResponse, RestJsonService, error_response
 from .core.settings import DEFAULT_REGION, Settings
 
@@ -128,10 +129,7 @@ class EmulatorApp:
         return None
 
     def _serve_own(self, svc: OwnService, environ: dict, start_response, region: str):
-        raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
-        raw_path = raw_uri.split("?", 1)[0]
-        if raw_path.startswith("http://") or raw_path.startswith("https://"):
-            raw_path = "/" + raw_path.split("/", 3)[-1]
+        raw_path = wsgi.raw_path(environ)
         headers = {
             key[5:].replace("_", "-").title(): value
             for key, value in environ.items() if key.startswith("HTTP_")
@@ -139,7 +137,7 @@ class EmulatorApp:
         if environ.get("CONTENT_TYPE"):
             headers["Content-Type"] = environ["CONTENT_TYPE"]
         try:
-            body = _read_body(environ)
+            body = wsgi.read_body(environ)
             response = svc.router.handle(environ["REQUEST_METHOD"], raw_path, environ.get("QUERY_STRING", ""),
                                          headers, body, self.settings.account_id, region)
         except ServiceError as exc:
@@ -178,20 +176,6 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Unknown"
-
-
-def _read_body(environ: dict) -> bytes:
-    stream = environ.get("wsgi.input")
-    if stream is None:
-        return b""
-    length = environ.get("CONTENT_LENGTH")
-    if length:
-        if not length.strip().isdigit():
-            raise ValidationException(f"The Content-Length header {length!r} is not a non-negative integer.")
-        return stream.read(int(length))
-    if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" or environ.get("wsgi.input_terminated"):
-        return stream.read()
-    return b""
 
 
 def build_app(settings: Settings) -> EmulatorApp:

@@ -16,6 +16,7 @@ import uuid
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from ..core import wsgi
 from ..core.restjson import HttpResponse
 from . import actions
 from .exceptions import (AccessDenied, AccessDeniedException, ExpiredToken, ExpiredTokenException, IamError,
@@ -81,9 +82,7 @@ def _security_token(environ: dict) -> str | None:
 
 def _buffer_body(environ: dict) -> bytes:
     """Read the body and put it back, so the service that answers still reads it whole."""
-    from ..server import _read_body
-
-    body = _read_body(environ)
+    body = wsgi.read_body(environ)
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     environ.pop("HTTP_TRANSFER_ENCODING", None)
@@ -127,10 +126,7 @@ class Gate:
         return None if refusal is None else error_for(protocol, _refusal_error(refusal, protocol))
 
     def _asks(self, environ: dict, service: str, region: str, protocol: str, own_router) -> list[actions.Ask]:
-        raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
-        raw_path = raw_uri.split("?", 1)[0]
-        if raw_path.startswith(("http://", "https://")):
-            raw_path = "/" + raw_path.split("/", 3)[-1]
+        raw_path = wsgi.raw_path(environ)
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
