@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQS := requirements.txt requirements-dev.txt emulator/requirements.txt container/requirements.txt
 
-.PHONY: workshop test lab bench stop-emulator clean-state
+.PHONY: workshop test lab bench proof stop-emulator clean-state
 
 $(STAMP): $(REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Load, faults and bad input against the emulator and the agent; prints one JSON document of figures.
+# `make proof PROFILE=short` is the profile CI runs inside `make test`.
+proof: $(STAMP)
+	$(PY) -m proof --profile $(or $(PROFILE),long)
 
 # Stops the emulator the notebooks started; its state stays for the next start (clean-state removes it).
 stop-emulator: $(STAMP)
