@@ -141,7 +141,47 @@ def _turns(payload_json: str) -> list[rules.Turn]:
     for item in json.loads(payload_json):
         conv = item.get("conversational") if isinstance(item, dict) else None
         if conv and (conv.get("content") or {}).get("text"):
-            turns.append(rules.Turn(conv.get("role", "OTHER"), conv["content"]["text"]))
+            role, text = conv.get("role", "OTHER"), conv["content"]["text"]
+            inner = strands_turns(role, text)
+            turns.extend([rules.Turn(role, text)] if inner is None else inner)
+    return turns
+
+
+def strands_turns(role: str, text: str) -> list[rules.Turn] | None:
+    """The turns inside a Strands SessionMessage, or None when the text is not one.
+
+    Strands' AgentCore session manager (bedrock-agentcore-sdk-python, memory/integrations/strands/
+    bedrock_converter.py, message_to_payload) stores each message as `json.dumps(SessionMessage.to_dict())`:
+    {"message": {"role": "user" | "assistant", "content": [ContentBlock, ...]}, "message_id": int,
+    "redact_message": Message | null, "created_at": ..., "updated_at": ...} (strands-agents/sdk-python,
+    types/session.py). A redacted message stands for the original (SessionMessage.to_message), so the original
+    is never extracted. Tool results travel in user-role messages but are not what the user said: they become
+    TOOL turns; tool calls and other non-text blocks carry no conversation text.
+    """
+    if not text.startswith("{") or '"message_id"' not in text:
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or "message_id" not in doc or not isinstance(doc.get("message"), dict):
+        return None
+    message = doc["redact_message"] if isinstance(doc.get("redact_message"), dict) else doc["message"]
+    blocks = message.get("content") if isinstance(message.get("content"), list) else []
+    said, tool = [], []
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        if isinstance(block.get("text"), str):
+            said.append(block["text"])
+        result = block.get("toolResult")
+        if isinstance(result, dict):
+            tool.extend(part["text"] for part in result.get("content") or []
+                        if isinstance(part, dict) and isinstance(part.get("text"), str))
+    speaker = {"user": "USER", "assistant": "ASSISTANT"}.get(str(message.get("role", "")).lower(), role)
+    turns = [rules.Turn(speaker, "\n".join(t for t in said if t.strip()))] if any(t.strip() for t in said) else []
+    if tool:
+        turns.append(rules.Turn("TOOL", "\n".join(tool)))
     return turns
 
 
