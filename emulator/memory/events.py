@@ -87,9 +87,9 @@ class Events:
             return {"event": self._event_doc(row, True)}
 
     def _has_extracting_strategies(self, memory_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM strategies WHERE memory_id=? AND type IN (?,?,?,?)",
+        return self._db.execute("SELECT 1 FROM strategies WHERE memory_id=? AND type IN (?,?,?,?,?)",
                                 (memory_id, rules.SEMANTIC, rules.SUMMARIZATION, rules.USER_PREFERENCE,
-                                 rules.CUSTOM)).fetchone() is not None
+                                 rules.CUSTOM, rules.EPISODIC)).fetchone() is not None
 
     @staticmethod
     def _event_doc(row: sqlite3.Row, include_payload: bool) -> dict:

@@ -119,7 +119,7 @@ def test_only_the_json_list_asked_for_counts_as_the_models_extraction(answer, it
 def test_without_an_upstream_the_rules_alone_extract(monkeypatch):
     model_extraction.configure(None)
     assert facts("The cache sits in Redis 7.") == ["The cache sits in Redis 7."]
-    monkeypatch.setattr("emulator.memory.strategies.model_extractor", lambda turns, kind: None)
+    monkeypatch.setattr("emulator.memory.strategies.model_extractor", lambda turns, kind, **_: None)
     assert facts("The cache sits in Redis 7.") == ["The cache sits in Redis 7."]  # the model could not answer
-    monkeypatch.setattr("emulator.memory.strategies.model_extractor", lambda turns, kind: ["The model's fact."])
+    monkeypatch.setattr("emulator.memory.strategies.model_extractor", lambda turns, kind, **_: ["The model's fact."])
     assert facts("The cache sits in Redis 7.") == ["The model's fact."]
