@@ -240,6 +240,56 @@ def _owned_things(sentence: str) -> list[str]:
     return facts
 
 
+# What AWS's semantic strategy keeps from a sentence that states a preference: the facts it also carries.
+# "I love hiking in the Alps with my dog Rex" is a preference (hiking) and a fact (the user has a dog, Rex);
+# "I enjoy working at Stripe" says where the user works. What a preference alone says ("I like tabs") stays a
+# preference only.
+_NAMED_RELATION = re.compile(r"\b(my|our)\s+([a-z]+)\s+((?:[A-Z][a-z]+)(?:\s+[A-Z][a-z]+)?)\b")
+_LIKING = r"^I\s+(?:really\s+|also\s+|just\s+)?(?:love|like|enjoy|hate|dislike|prefer)\s+"
+# A liked activity that is also what the user does, when it names a thing: "I enjoy living in Berlin".
+_LIKED_ACTIVITY = re.compile(_LIKING + r"(living|working|studying|building|maintaining|using|running|teaching|"
+                             r"developing)\b\s*(.*)$", re.IGNORECASE)
+_GERUND_VERB = {"living": "lives", "working": "works", "studying": "studies", "building": "builds",
+                "maintaining": "maintains", "using": "uses", "running": "runs", "teaching": "teaches",
+                "developing": "develops"}
+# "I hate the legacy Perl scripts my team maintains": what the user's team does with the thing.
+_TEAM_CLAUSE = re.compile(_LIKING + r"(the\s+.+?)\s+(my|our)\s+(team|company|group|org|department)\s+"
+                          r"(\w+s)[.!]?$", re.IGNORECASE)
+# "I like Vim since I have used it for ten years": the reason is a fact, with "it" the thing liked.
+_LIKED_BECAUSE = re.compile(_LIKING + r"(\S+)\s*,?\s+(?:since|because|as)\s+(I\s+.+)$", re.IGNORECASE)
+# "I like Go, and our whole backend is written in Go": a second clause with its own subject.
+_NEXT_CLAUSE = re.compile(r",?\s+(?:and|but)\s+(?=(?:I|my|our|we|the)\b)|;\s+", re.IGNORECASE)
+_NAMED = re.compile(r"\b(?:[A-Z][\w.+#-]*|\d[\w.]*)")
+
+
+def _facts_in_preference(sentence: str) -> list[str]:
+    """The facts a preference sentence also states (see _NAMED_RELATION and below); none for a guess or wish."""
+    if _UNSURE.search(sentence):
+        return []
+    facts = []
+    for m in _NAMED_RELATION.finditer(sentence):
+        owner = "The user's team" if m.group(1).lower() == "our" else "The user"
+        facts.append(f"{owner} has {'an' if m.group(2)[0] in 'aeiou' else 'a'} {m.group(2)} named {m.group(3)}.")
+    activity = _LIKED_ACTIVITY.match(sentence)
+    if activity and _NAMED.search(activity.group(2)):
+        facts.append(about_user(f"The user {_GERUND_VERB[activity.group(1).lower()]} {activity.group(2)}"))
+    team = _TEAM_CLAUSE.match(sentence)
+    if team:
+        owner = "The user's team" if team.group(3).lower() == "team" else f"The user's {team.group(3).lower()}"
+        facts.append(_finish(f"{owner} {team.group(4)} {team.group(1)}"))
+    reason = _LIKED_BECAUSE.match(sentence)
+    if reason and _NAMED.match(reason.group(1)):
+        clause = re.sub(r"\bit\b", reason.group(1).strip(",."), reason.group(2))
+        if _user_fact(clause):
+            facts.append(about_user(clause))
+    clauses = _NEXT_CLAUSE.split(sentence)
+    for clause in clauses[1:]:
+        clause = clause.strip()
+        if clause and _user_fact(clause) and not standing_instruction(clause):
+            facts.append(about_user(clause))
+    return facts
+
+
 def _user_fact(sentence: str) -> bool:
     """A declarative sentence about the user's world, with the user as its subject or not."""
     if _PREFERENCE.search(sentence) or _NOT_A_FACT.match(sentence) or _REQUEST.match(sentence):
@@ -298,6 +348,8 @@ def rule_facts(turns: list[Turn]) -> list[str]:
                 elif not re.match(r"^(if|unless|suppose|imagine)\b", sentence, re.IGNORECASE):
                     # A request or question still says what the user works on.
                     facts.extend(_owned_things(sentence))
+                    if _PREFERENCE.search(sentence) and not sentence.endswith("?"):
+                        facts.extend(_facts_in_preference(sentence))
             elif turn.role == "ASSISTANT" and not sentence.endswith("?") and _ASSISTANT_DID.match(sentence):
                 facts.append(about_assistant(sentence))
     return _unique(facts)
