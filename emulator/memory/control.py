@@ -374,6 +374,8 @@ class ControlPlane:
             with self._tx():
                 for sid in deleted:
                     db.execute("DELETE FROM strategies WHERE id=?", (sid,))
+                    # A failed run of a strategy that is gone can no longer be started again.
+                    db.execute("DELETE FROM extraction_failures WHERE strategy_id=?", (sid,))
                 for i, mod in enumerate(modified):
                     old = current[mod["memoryStrategyId"]]
                     template = old["template"]

@@ -1,5 +1,6 @@
 """AgentCore Memory's extraction worker: a short delay after events arrive, the memory's strategies turn a
-session's new turns into long-term records (deduplicated), as AWS does in minutes."""
+session's new turns into long-term records (deduplicated), as AWS does in minutes; a strategy run that fails is
+kept as a FAILED extraction job (ListMemoryExtractionJobs) that StartMemoryExtractionJob runs again."""
 from __future__ import annotations
 
 import json

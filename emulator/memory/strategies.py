@@ -1,18 +1,22 @@
 """The long-term strategies, run locally without a language model: plain, predictable rules.
 
-AWS runs an LLM over new events to extract memory records. Locally the same three built-in
-strategies are approximated by rules a workshop attendee can predict:
+AWS runs an LLM over new events to extract memory records. Locally the built-in strategies are
+approximated by rules a workshop attendee can predict:
 
 - semantic: declarative sentences the user states ("I work on a Flask app", "our database is
   Postgres", "The cache sits in Redis 7") become facts in the third person ("The user works on a
   Flask app."); what a request says in passing ("Could you add a Makefile for my Django project?")
   becomes "The user has a Django project."; what the assistant reports having done ("I created
   hello.py") becomes a fact about the assistant. Questions, hypotheticals, one-off tasks and
-  passing states ("the build is failing") are not facts.
+  passing states ("the build is failing") are not facts. A sentence that states a preference keeps
+  the facts it also states ("I love hiking with my dog Rex": "The user has a dog named Rex.").
 - user preference: sentences saying what the user prefers, likes, avoids, always or never does,
   and standing instructions ("Keep lines under 100 characters", "Name branches feature/<ticket>
   please"), told apart from one-off tasks ("Run the tests", "Use the staging database for this one").
 - summary: one running summary per session listing what the user asked and the assistant did.
+- episodic: one episode per session in AWS's XML shape (situation, intent, assessment, justification,
+  reflection), and reflections across a strategy's episodes (how many met a problem, requests that recur,
+  problems met before).
 
 With a model upstream (WORKSHOP_MODEL_UPSTREAM), semantic and preference extraction ask that model first,
 as AWS does, and fall back to these rules when it cannot answer (model_extraction.py).
