@@ -41,6 +41,11 @@ def test_a_failed_extraction_is_listed_as_a_job_and_starting_it_extracts_the_eve
     wait_until(lambda: control.get_memory(memoryId=memory["id"])["memory"]["status"], lambda s: s == "ACTIVE",
                what="memory ACTIVE")
     mid, strategy_id = memory["id"], memory["strategies"][0]["strategyId"]
+    got = control.get_memory(memoryId=mid)
+    assert_output_shape(control, "GetMemory", got)
+    assert got["memory"]["strategies"][0]["configuration"] == {"type": "SEMANTIC_OVERRIDE", "extraction": {
+        "customExtractionConfiguration": {"semanticExtractionOverride": CUSTOM_FACTS["customMemoryStrategy"][
+            "configuration"]["semanticOverride"]["extraction"]}}}
     seen = []
 
     def answer(system, body):
