@@ -57,8 +57,10 @@ def _fingerprint(doc: Any) -> str:
 def _override_doc(override_type: str, body: dict) -> dict:
     """A custom strategy's steps as GetMemory answers them (StrategyConfiguration in botocore's control model)."""
     step = {"SEMANTIC_OVERRIDE": "semantic", "SUMMARY_OVERRIDE": "summary",
-            "USER_PREFERENCE_OVERRIDE": "userPreference", "EPISODIC_OVERRIDE": "episodic"}[override_type]
-    doc = {}
+            "USER_PREFERENCE_OVERRIDE": "userPreference", "EPISODIC_OVERRIDE": "episodic"}.get(override_type)
+    doc: dict = {}
+    if step is None:  # SELF_MANAGED, kept in state dirs from before such strategies were refused
+        return doc
     if body.get("extraction"):
         doc["extraction"] = {"customExtractionConfiguration": {f"{step}ExtractionOverride": body["extraction"]}}
     if body.get("consolidation"):

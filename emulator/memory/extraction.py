@@ -48,7 +48,13 @@ class Extraction:
                     continue
                 restart, job = (dict(restart) if restart else None), (dict(job) if job else None)
             if restart is not None:
-                self._rerun(restart)
+                try:
+                    self._rerun(restart)
+                except Exception as e:  # the job goes back to the list, saying why, rather than being retried forever
+                    log.exception("extraction job %s could not run again", restart["job_id"])
+                    with self._lock, self._tx():
+                        self._db.execute("UPDATE extraction_failures SET restart=0, reason=? WHERE job_id=?",
+                                         (f"{type(e).__name__}: {e}"[:1000], restart["job_id"]))
                 continue
             try:
                 self.extract(job["memory_id"], job["actor_id"], job["session_id"])
@@ -142,6 +148,8 @@ class Extraction:
     def _reflect(self, mid: str, strategy: sqlite3.Row, actor_id: str, session_id: str) -> int:
         """Rewrite the reflection over every episode of the strategy under the reflections' namespace."""
         settings = json.loads(strategy["settings"] or "{}")
+        if not settings.get("reflection"):
+            return 0  # an episodic strategy from a state dir older than reflections: episodes only
         namespace = resolve_namespace(settings["reflection"], actor_id=actor_id, session_id=session_id,
                                       strategy_id=strategy["id"])
         with self._lock:
@@ -227,19 +235,21 @@ class Extraction:
         with self._lock:
             strategy = self._db.execute("SELECT * FROM strategies WHERE id=? AND memory_id=?",
                                         (job["strategy_id"], mid)).fetchone()
-            events = self._session_events(mid, job["actor_id"], job["session_id"], up_to=job["last_seq"])
-        new = [e for e in events if e["seq"] >= job["first_seq"]]
+            # The whole session, as a summary or an episode reads it; the job's own events for the other strategies.
+            events = self._session_events(mid, job["actor_id"], job["session_id"])
+        held = [e for e in events if job["first_seq"] <= e["seq"] <= job["last_seq"]]
         reason = None
         if strategy is None:
-            reason = f"strategy {job['strategy_id']} is no longer part of memory {mid}"
+            log.warning("memory: extraction job %s is dropped: its strategy %s is gone", job["job_id"],
+                        job["strategy_id"])
         else:
             try:
-                self._run_strategy(mid, strategy, job["actor_id"], job["session_id"], events, new)
+                self._run_strategy(mid, strategy, job["actor_id"], job["session_id"], events, held)
             except Exception as e:  # the job stays listed, with why it failed this time
                 reason = str(e) if isinstance(e, rules.ExtractionFailed) else f"{type(e).__name__}: {e}"
                 log.warning("memory: extraction job %s failed again: %s", job["job_id"], reason)
         with self._lock, self._tx():
-            if reason is None or strategy is None:
+            if reason is None:
                 self._db.execute("DELETE FROM extraction_failures WHERE job_id=?", (job["job_id"],))
             else:
                 self._db.execute("UPDATE extraction_failures SET restart=0, reason=? WHERE job_id=?",
