@@ -71,6 +71,13 @@ def test_a_failed_extraction_is_listed_as_a_job_and_starting_it_extracts_the_eve
             assert data.list_memory_extraction_jobs(memoryId=mid, filter=other)["jobs"] == []
         assert data.list_memory_extraction_jobs(memoryId=mid, filter={"status": "FAILED"})["jobs"] == [job]
 
+        # Started while the model still refuses: the job fails again and is listed again, with the new reason.
+        fake.faults[:] = [Fault(status=403)]
+        data.start_memory_extraction_job(memoryId=mid, extractionJob={"jobId": job["jobID"]})
+        again = wait_until(lambda: data.list_memory_extraction_jobs(memoryId=mid)["jobs"],
+                           lambda jobs: jobs and "403" in jobs[0]["failureReason"], what="the job failed again")
+        assert [j["jobID"] for j in again] == [job["jobID"]] and not fake.faults
+
         started = data.start_memory_extraction_job(memoryId=mid, extractionJob={"jobId": job["jobID"]})
         assert_output_shape(data, "StartMemoryExtractionJob", started)
         assert started["jobId"] == job["jobID"]
