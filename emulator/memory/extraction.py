@@ -11,6 +11,7 @@ import uuid
 import numpy as np
 
 from ..core import paginator
+from . import episodes
 from . import strategies as rules
 from .exceptions import ResourceNotFoundException
 from .ranking import to_blob
@@ -131,7 +132,7 @@ class Extraction:
             summary = rules.summarize(all_turns)
             return [(namespace, [summary] if summary else [], session_id)]
         if kind == rules.EPISODIC:
-            text = rules.episode(all_turns)
+            text = episodes.episode(all_turns)
             return [(namespace, [text] if text else [], session_id)]
         return []
 
@@ -153,9 +154,9 @@ class Extraction:
         namespace = resolve_namespace(settings["reflection"], actor_id=actor_id, session_id=session_id,
                                       strategy_id=strategy["id"])
         with self._lock:
-            episodes = [r["text"] for r in self._record_rows(mid, None, namespace, strategy["id"])
-                        if r["session_id"] is not None and r["text"].startswith("<episode>")]
-        text = rules.reflect(list(reversed(episodes)))  # oldest first
+            written = [r["text"] for r in self._record_rows(mid, None, namespace, strategy["id"])
+                       if r["session_id"] is not None and r["text"].startswith("<episode>")]
+        text = episodes.reflect(list(reversed(written)))  # oldest first
         return self._write(mid, strategy["id"], [(namespace, [text] if text else [], _REFLECTION_KEY)])
 
     def _write(self, mid: str, sid: str, planned: list[tuple[str, list[str], str | None]]) -> int:
