@@ -26,6 +26,8 @@ DEFAULT_TEMPLATES = {
     rules.EPISODIC: "/strategies/{memoryStrategyId}/actors/{actorId}/sessions/{sessionId}/",
     rules.CUSTOM: "custom/{actorId}/{sessionId}/",
 }
+OVERRIDE_TYPES = {"semanticOverride": "SEMANTIC_OVERRIDE", "summaryOverride": "SUMMARY_OVERRIDE",
+                  "userPreferenceOverride": "USER_PREFERENCE_OVERRIDE", "episodicOverride": "EPISODIC_OVERRIDE"}
 _MEMORY_ARN = re.compile(r"^arn:aws[a-z-]*:bedrock-agentcore:[a-z0-9-]+:[0-9]{12}:memory/(.+)$")
 _ALNUM = string.ascii_letters + string.digits
 
@@ -50,6 +52,27 @@ def _suffix(n: int = 10) -> str:
 def _fingerprint(doc: Any) -> str:
     """What CreateMemory's clientToken is checked against: the request without the token."""
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _override_doc(override_type: str, body: dict) -> dict:
+    """A custom strategy's steps as GetMemory answers them (StrategyConfiguration in botocore's control model)."""
+    step = {"SEMANTIC_OVERRIDE": "semantic", "SUMMARY_OVERRIDE": "summary",
+            "USER_PREFERENCE_OVERRIDE": "userPreference", "EPISODIC_OVERRIDE": "episodic"}.get(override_type)
+    doc: dict = {}
+    if step is None:  # SELF_MANAGED, kept in state dirs from before such strategies were refused
+        return doc
+    if body.get("extraction"):
+        doc["extraction"] = {"customExtractionConfiguration": {f"{step}ExtractionOverride": body["extraction"]}}
+    if body.get("consolidation"):
+        doc["consolidation"] = {"customConsolidationConfiguration": {
+            f"{step}ConsolidationOverride": body["consolidation"]}}
+    if body.get("reflection"):
+        reflection = {k: v for k, v in body["reflection"].items() if k in ("appendToPrompt", "modelId")}
+        template = (body["reflection"].get("namespaceTemplates") or body["reflection"].get("namespaces") or [None])[0]
+        if template:
+            reflection.update(namespaces=[template], namespaceTemplates=[template])
+        doc["reflection"] = {"customReflectionConfiguration": {"episodicReflectionOverride": reflection}}
+    return doc
 
 
 class ControlPlane:
@@ -83,7 +106,7 @@ class ControlPlane:
             gone = [r["id"] for r in gone_rows]
             for mid in gone:
                 for table in ("strategies", "events", "sessions", "records", "extraction_jobs",
-                              "extraction_progress"):
+                              "extraction_progress", "extraction_failures"):
                     db.execute(f"DELETE FROM {table} WHERE memory_id=?", (mid,))
                 db.execute("DELETE FROM memories WHERE id=?", (mid,))
                 self._vectors.pop(mid, None)
@@ -182,18 +205,36 @@ class ControlPlane:
     def _strategy_spec(self, union: dict, position: int, namespace_keys: set[str], field: str) -> dict:
         (member, body), = union.items()
         kind = rules.INPUT_TYPES[member]
-        configuration = None
+        where = f"{field}[{position}].{member}"
+        configuration, settings = None, {}
+        reflection = body.get("reflectionConfiguration")
         if kind == rules.CUSTOM:
             config = body.get("configuration") or {}
             override = next(iter(config), None)
-            configuration = {
-                "semanticOverride": "SEMANTIC_OVERRIDE", "summaryOverride": "SUMMARY_OVERRIDE",
-                "userPreferenceOverride": "USER_PREFERENCE_OVERRIDE", "episodicOverride": "EPISODIC_OVERRIDE",
-                "selfManagedConfiguration": "SELF_MANAGED",
-            }.get(override)
-        template = self._template(body, kind, namespace_keys, f"{field}[{position}].{member}")
+            if override == "selfManagedConfiguration":
+                # AWS hands a self-managed strategy's events to the caller's SNS topic and S3 bucket for the
+                # caller's own pipeline; the emulator runs no such delivery, and accepting the strategy would
+                # extract nothing without a word.
+                raise ValidationException(
+                    f"{where}.configuration.selfManagedConfiguration: the local emulator does not deliver events to "
+                    f"self-managed pipelines (SNS and S3); use a built-in strategy or an override "
+                    f"(semanticOverride, summaryOverride, userPreferenceOverride, episodicOverride) locally.")
+            configuration = OVERRIDE_TYPES.get(override)
+            settings["override"] = config.get(override) or {}
+            if override == "episodicOverride":
+                reflection = settings["override"].get("reflection")
+        template = self._template(body, kind, namespace_keys, where)
+        if kind == rules.EPISODIC or configuration == "EPISODIC_OVERRIDE":
+            if not reflection or not (reflection.get("namespaceTemplates") or reflection.get("namespaces")):
+                # AWS requires the reflections' namespace (bedrock-agentcore-sdk-python's add_episodic_strategy
+                # refuses to call without it, as the service would).
+                raise ValidationException(
+                    f"{where}: an episodic strategy needs reflectionConfiguration.namespaceTemplates, the namespace "
+                    f"its reflections go to (it can be less nested than the episodes' namespace, e.g. "
+                    f"/strategies/{{memoryStrategyId}}/actors/{{actorId}}/).")
+            settings["reflection"] = self._template(reflection, kind, namespace_keys, f"{where}.reflection")
         return {"name": body["name"], "description": body.get("description"), "type": kind,
-                "template": template, "override": configuration, "position": position}
+                "template": template, "override": configuration, "position": position, "settings": settings}
 
     @staticmethod
     def _template(body: dict, kind: str, namespace_keys: set[str], where: str) -> str:
@@ -227,9 +268,9 @@ class ControlPlane:
         sid = f"{spec['name']}-{_suffix()}"
         self._db.execute(
             "INSERT INTO strategies (id, memory_id, position, name, description, type, template, configuration,"
-            " status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,'CREATING',?,?)",
+            " status, created_at, updated_at, settings) VALUES (?,?,?,?,?,?,?,?,'CREATING',?,?,?)",
             (sid, memory_id, spec["position"], spec["name"], spec["description"], spec["type"],
-             spec["template"], spec["override"], now, now))
+             spec["template"], spec["override"], now, now, json.dumps(spec["settings"])))
         return sid
 
     def _memory_doc(self, row: sqlite3.Row) -> dict:
@@ -267,8 +308,13 @@ class ControlPlane:
             "updatedAt": _ts(row["updated_at"]),
             "status": row["status"],
         }
+        settings = json.loads(row["settings"] or "{}")
         if row["configuration"]:
-            doc["configuration"] = {"type": row["configuration"]}
+            doc["configuration"] = {"type": row["configuration"], **_override_doc(row["configuration"],
+                                                                                 settings.get("override") or {})}
+        if row["type"] == rules.EPISODIC and settings.get("reflection"):
+            doc["configuration"] = {"reflection": {"episodicReflectionConfiguration": {
+                "namespaces": [settings["reflection"]], "namespaceTemplates": [settings["reflection"]]}}}
         return doc
 
     def get_memory(self, params: dict, account: str, region: str) -> dict:
@@ -330,6 +376,8 @@ class ControlPlane:
             with self._tx():
                 for sid in deleted:
                     db.execute("DELETE FROM strategies WHERE id=?", (sid,))
+                    # A failed run of a strategy that is gone can no longer be started again.
+                    db.execute("DELETE FROM extraction_failures WHERE strategy_id=?", (sid,))
                 for i, mod in enumerate(modified):
                     old = current[mod["memoryStrategyId"]]
                     template = old["template"]

@@ -1,6 +1,7 @@
 """AgentCore Memory's short-term memory: events, sessions and actors (bedrock-agentcore data plane)."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 import sqlite3
@@ -10,7 +11,30 @@ from ..core import paginator
 from . import strategies as rules
 from .exceptions import ResourceNotFoundException, ValidationException
 from .filters import event_matches
-from .schema import _epoch, _json_default, _now, _ts
+from .schema import _json_default, _now, _ts
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MILLISECOND = dt.timedelta(milliseconds=1)
+
+
+def event_millis(value: dt.datetime | float) -> int:
+    """An eventTimestamp in whole milliseconds since the epoch, truncated as AgentCore stores it.
+
+    AgentCore Memory stores and orders eventTimestamp at millisecond resolution: AWS's own Strands session
+    manager (bedrock-agentcore-sdk-python, memory/integrations/strands/session_manager.py,
+    _get_monotonic_timestamp) floors to milliseconds for that reason, and the event id's leading number is that
+    millisecond count. An event id must match the model's EventId pattern `[0-9]+#[a-fA-F0-9]+`, which has no
+    room for a sign, and AWS documents no meaning for a time before 1970, so such a time is refused.
+    """
+    when = value if isinstance(value, dt.datetime) else dt.datetime.fromtimestamp(float(value), tz=dt.timezone.utc)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    millis = (when - _EPOCH) // _MILLISECOND
+    if millis < 0:
+        raise ValidationException(
+            f"eventTimestamp {when.isoformat()} is before 1970-01-01T00:00:00Z; give the time the event happened, "
+            f"in epoch seconds of 0 or more.")
+    return millis
 
 
 class Events:
@@ -38,9 +62,10 @@ class Events:
                     raise ResourceNotFoundException(
                         f"branch.rootEventId {branch['rootEventId']} is not an event of session {session_id} "
                         f"of actor {params['actorId']}.")
-            timestamp = _epoch(params["eventTimestamp"])
+            millis = event_millis(params["eventTimestamp"])
+            timestamp = millis / 1000
             now = _now()
-            event_id = f"{int(timestamp * 1000):019d}#{secrets.token_hex(8)}"
+            event_id = f"{millis:019d}#{secrets.token_hex(8)}"
             with self._tx():
                 cur = db.execute(
                     "INSERT INTO events (memory_id, actor_id, session_id, event_id, ts, payload, branch_name,"
@@ -62,9 +87,9 @@ class Events:
             return {"event": self._event_doc(row, True)}
 
     def _has_extracting_strategies(self, memory_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM strategies WHERE memory_id=? AND type IN (?,?,?,?)",
+        return self._db.execute("SELECT 1 FROM strategies WHERE memory_id=? AND type IN (?,?,?,?,?)",
                                 (memory_id, rules.SEMANTIC, rules.SUMMARIZATION, rules.USER_PREFERENCE,
-                                 rules.CUSTOM)).fetchone() is not None
+                                 rules.CUSTOM, rules.EPISODIC)).fetchone() is not None
 
     @staticmethod
     def _event_doc(row: sqlite3.Row, include_payload: bool) -> dict:

@@ -38,7 +38,7 @@ PROMPTS = {
 MAX_ITEMS = 20
 MAX_ITEM = 300
 
-Extractor = Callable[[list, str], "list[str] | None"]
+Extractor = Callable[..., "list[str] | None"]
 
 
 def parse(text: str, kind: str) -> list[str] | None:
@@ -60,21 +60,32 @@ def parse(text: str, kind: str) -> list[str] | None:
 def make_extractor(config: ModelUpstream) -> Extractor:
     client = Upstream(config)
 
-    def extract(turns: list, kind: str) -> list[str] | None:
+    def extract(turns: list, kind: str, append: str | None = None, strict: bool = False) -> list[str] | None:
+        """The model's records; None (or, with strict, ExtractionFailed) when it cannot answer.
+
+        `append` is a custom strategy's appendToPrompt, added after the built-in instructions as AWS appends it
+        (CustomMemoryStrategyInput's overrides in botocore's bedrock-agentcore-control model)."""
+        from .strategies import ExtractionFailed
+
         lines = [f"{t.role}: {t.text}" for t in turns if t.role in ("USER", "ASSISTANT") and t.text.strip()]
         if not lines:
             return []
-        doc = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 1024, "system": PROMPTS[kind],
+        system = PROMPTS[kind] + (f"\n\n{append}" if append else "")
+        doc = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 1024, "system": system,
                "messages": [{"role": "user", "content": "<conversation>\n" + "\n".join(lines) + "\n</conversation>"}]}
         try:
             message, _ = client.message(doc)
         except ServiceError as e:
+            if strict:
+                raise ExtractionFailed(f"the model could not extract {kind}: {e.code}: {e.message}") from e
             log.warning("memory: the model could not extract %s (%s); the local rules extract them instead",
                         kind, e.message)
             return None
         text = "".join(b.get("text", "") for b in message.get("content") or [] if isinstance(b, dict)
                        and b.get("type") == "text")
         items = parse(text, kind)
+        if items is None and strict:
+            raise ExtractionFailed(f"the model's answer held no JSON list of {kind}: {text[:200]!r}")
         if items is None:
             log.warning("memory: the model's answer held no JSON list of %s (%r); the local rules extract them "
                         "instead", kind, text[:200])

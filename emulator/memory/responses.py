@@ -33,6 +33,8 @@ OPERATIONS = {
     "BatchCreateMemoryRecords": "batch_create_memory_records",
     "BatchUpdateMemoryRecords": "batch_update_memory_records",
     "BatchDeleteMemoryRecords": "batch_delete_memory_records",
+    "ListMemoryExtractionJobs": "list_memory_extraction_jobs",
+    "StartMemoryExtractionJob": "start_memory_extraction_job",
 }
 
 

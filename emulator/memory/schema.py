@@ -51,6 +51,12 @@ CREATE TABLE IF NOT EXISTS deleted_tokens (
     account TEXT NOT NULL, region TEXT NOT NULL, client_token TEXT NOT NULL, request_hash TEXT NOT NULL,
     answer TEXT NOT NULL, forget_at REAL NOT NULL, PRIMARY KEY (account, region, client_token)
 );
+CREATE TABLE IF NOT EXISTS extraction_failures (
+    job_id TEXT PRIMARY KEY, memory_id TEXT NOT NULL, actor_id TEXT NOT NULL, session_id TEXT NOT NULL,
+    strategy_id TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, messages TEXT NOT NULL,
+    reason TEXT NOT NULL, created_at REAL NOT NULL, restart INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS extraction_failures_by_memory ON extraction_failures(memory_id, created_at);
 CREATE TABLE IF NOT EXISTS extraction_progress (
     memory_id TEXT NOT NULL, actor_id TEXT NOT NULL, session_id TEXT NOT NULL, last_seq INTEGER NOT NULL,
     PRIMARY KEY (memory_id, actor_id, session_id)
@@ -68,6 +74,9 @@ def open_database(path: Path) -> sqlite3.Connection:
     # State dirs from before events recorded extractionMode: add the column (SQLite keeps the rows).
     if "skip_extraction" not in {c["name"] for c in db.execute("PRAGMA table_info(events)")}:
         db.execute("ALTER TABLE events ADD COLUMN skip_extraction INTEGER NOT NULL DEFAULT 0")
+    # State dirs from before strategies kept their overrides and reflection namespaces.
+    if "settings" not in {c["name"] for c in db.execute("PRAGMA table_info(strategies)")}:
+        db.execute("ALTER TABLE strategies ADD COLUMN settings TEXT")
     return db
 
 

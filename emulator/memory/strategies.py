@@ -1,18 +1,22 @@
 """The long-term strategies, run locally without a language model: plain, predictable rules.
 
-AWS runs an LLM over new events to extract memory records. Locally the same three built-in
-strategies are approximated by rules a workshop attendee can predict:
+AWS runs an LLM over new events to extract memory records. Locally the built-in strategies are
+approximated by rules a workshop attendee can predict:
 
 - semantic: declarative sentences the user states ("I work on a Flask app", "our database is
   Postgres", "The cache sits in Redis 7") become facts in the third person ("The user works on a
   Flask app."); what a request says in passing ("Could you add a Makefile for my Django project?")
   becomes "The user has a Django project."; what the assistant reports having done ("I created
   hello.py") becomes a fact about the assistant. Questions, hypotheticals, one-off tasks and
-  passing states ("the build is failing") are not facts.
+  passing states ("the build is failing") are not facts. A sentence that states a preference keeps
+  the facts it also states ("I love hiking with my dog Rex": "The user has a dog named Rex.").
 - user preference: sentences saying what the user prefers, likes, avoids, always or never does,
   and standing instructions ("Keep lines under 100 characters", "Name branches feature/<ticket>
   please"), told apart from one-off tasks ("Run the tests", "Use the staging database for this one").
 - summary: one running summary per session listing what the user asked and the assistant did.
+- episodic (episodes.py): one episode per session in AWS's XML shape (situation, intent, assessment, justification,
+  reflection), and reflections across a strategy's episodes (how many met a problem, requests that recur,
+  problems met before).
 
 With a model upstream (WORKSHOP_MODEL_UPSTREAM), semantic and preference extraction ask that model first,
 as AWS does, and fall back to these rules when it cannot answer (model_extraction.py).
@@ -239,6 +243,56 @@ def _owned_things(sentence: str) -> list[str]:
     return facts
 
 
+# What AWS's semantic strategy keeps from a sentence that states a preference: the facts it also carries.
+# "I love hiking in the Alps with my dog Rex" is a preference (hiking) and a fact (the user has a dog, Rex);
+# "I enjoy working at Stripe" says where the user works. What a preference alone says ("I like tabs") stays a
+# preference only.
+_NAMED_RELATION = re.compile(r"\b(my|our)\s+([a-z]+)\s+((?:[A-Z][a-z]+)(?:\s+[A-Z][a-z]+)?)\b")
+_LIKING = r"^I\s+(?:really\s+|also\s+|just\s+)?(?:love|like|enjoy|hate|dislike|prefer)\s+"
+# A liked activity that is also what the user does, when it names a thing: "I enjoy living in Berlin".
+_LIKED_ACTIVITY = re.compile(_LIKING + r"(living|working|studying|building|maintaining|using|running|teaching|"
+                             r"developing)\b\s*(.*)$", re.IGNORECASE)
+_GERUND_VERB = {"living": "lives", "working": "works", "studying": "studies", "building": "builds",
+                "maintaining": "maintains", "using": "uses", "running": "runs", "teaching": "teaches",
+                "developing": "develops"}
+# "I hate the legacy Perl scripts my team maintains": what the user's team does with the thing.
+_TEAM_CLAUSE = re.compile(_LIKING + r"(the\s+.+?)\s+(my|our)\s+(team|company|group|org|department)\s+"
+                          r"(\w+s)[.!]?$", re.IGNORECASE)
+# "I like Vim since I have used it for ten years": the reason is a fact, with "it" the thing liked.
+_LIKED_BECAUSE = re.compile(_LIKING + r"(\S+)\s*,?\s+(?:since|because|as)\s+(I\s+.+)$", re.IGNORECASE)
+# "I like Go, and our whole backend is written in Go": a second clause with its own subject.
+_NEXT_CLAUSE = re.compile(r",?\s+(?:and|but)\s+(?=(?:I|my|our|we|the)\b)|;\s+", re.IGNORECASE)
+_NAMED = re.compile(r"\b(?:[A-Z][\w.+#-]*|\d[\w.]*)")
+
+
+def _facts_in_preference(sentence: str) -> list[str]:
+    """The facts a preference sentence also states (see _NAMED_RELATION and below); none for a guess or wish."""
+    if _UNSURE.search(sentence):
+        return []
+    facts = []
+    for m in _NAMED_RELATION.finditer(sentence):
+        owner = "The user's team" if m.group(1).lower() == "our" else "The user"
+        facts.append(f"{owner} has {'an' if m.group(2)[0] in 'aeiou' else 'a'} {m.group(2)} named {m.group(3)}.")
+    activity = _LIKED_ACTIVITY.match(sentence)
+    if activity and _NAMED.search(activity.group(2)):
+        facts.append(about_user(f"The user {_GERUND_VERB[activity.group(1).lower()]} {activity.group(2)}"))
+    team = _TEAM_CLAUSE.match(sentence)
+    if team:
+        owner = "The user's team" if team.group(3).lower() == "team" else f"The user's {team.group(3).lower()}"
+        facts.append(_finish(f"{owner} {team.group(4)} {team.group(1)}"))
+    reason = _LIKED_BECAUSE.match(sentence)
+    if reason and _NAMED.match(reason.group(1)):
+        clause = re.sub(r"\bit\b", reason.group(1).strip(",."), reason.group(2))
+        if _user_fact(clause):
+            facts.append(about_user(clause))
+    clauses = _NEXT_CLAUSE.split(sentence)
+    for clause in clauses[1:]:
+        clause = clause.strip()
+        if clause and _user_fact(clause) and not standing_instruction(clause):
+            facts.append(about_user(clause))
+    return facts
+
+
 def _user_fact(sentence: str) -> bool:
     """A declarative sentence about the user's world, with the user as its subject or not."""
     if _PREFERENCE.search(sentence) or _NOT_A_FACT.match(sentence) or _REQUEST.match(sentence):
@@ -254,27 +308,35 @@ def _user_fact(sentence: str) -> bool:
             and bool(_STATING_VERB.search(sentence)))
 
 
-# Set by model_extraction.configure when the emulator has a model upstream: extract(turns, kind) -> a list of
-# records, or None when the model could not answer (the rules below answer instead).
+# Set by model_extraction.configure when the emulator has a model upstream: extract(turns, kind, append=None,
+# strict=False) -> a list of records, or None when the model could not answer (the rules below answer instead);
+# with strict=True it raises ExtractionFailed instead of answering None.
 model_extractor = None
 
 
-def _by_model(turns: list[Turn], kind: str) -> list[str] | None:
+class ExtractionFailed(Exception):
+    """A strategy's extraction could not run; the message says why (it becomes the job's failureReason)."""
+
+
+def _by_model(turns: list[Turn], kind: str, append: str | None, strict: bool) -> list[str] | None:
     if model_extractor is None:
         return None
-    found = model_extractor(turns, kind)
+    found = model_extractor(turns, kind, append=append, strict=strict)
     return None if found is None else _unique(found)
 
 
-def extract_facts(turns: list[Turn]) -> list[str]:
-    """Facts stated in these turns: the model's when there is one that answers, else the rules'."""
-    found = _by_model(turns, "facts")
+def extract_facts(turns: list[Turn], append: str | None = None, strict: bool = False) -> list[str]:
+    """Facts stated in these turns: the model's when there is one that answers, else the rules'.
+
+    `append` is a custom strategy's appendToPrompt; `strict` (a custom strategy's own model) makes a model that
+    cannot answer fail the extraction, as on AWS, instead of handing it to the rules."""
+    found = _by_model(turns, "facts", append, strict)
     return rule_facts(turns) if found is None else found
 
 
-def extract_preferences(turns: list[Turn]) -> list[str]:
+def extract_preferences(turns: list[Turn], append: str | None = None, strict: bool = False) -> list[str]:
     """Preferences stated in these turns: the model's when there is one that answers, else the rules'."""
-    found = _by_model(turns, "preferences")
+    found = _by_model(turns, "preferences", append, strict)
     return rule_preferences(turns) if found is None else found
 
 
@@ -289,6 +351,8 @@ def rule_facts(turns: list[Turn]) -> list[str]:
                 elif not re.match(r"^(if|unless|suppose|imagine)\b", sentence, re.IGNORECASE):
                     # A request or question still says what the user works on.
                     facts.extend(_owned_things(sentence))
+                    if _PREFERENCE.search(sentence) and not sentence.endswith("?"):
+                        facts.extend(_facts_in_preference(sentence))
             elif turn.role == "ASSISTANT" and not sentence.endswith("?") and _ASSISTANT_DID.match(sentence):
                 facts.append(about_assistant(sentence))
     return _unique(facts)

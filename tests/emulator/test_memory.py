@@ -708,3 +708,132 @@ def test_malformed_data_plane_tokens_are_validation_errors_not_500s(data, memory
     with pytest.raises(ClientError) as err:
         calls[2](_forged({"s": paginator.scope("ListMemories", {}), "o": 0}))
     assert _code(err) == "ValidationException" and "different request" in err.value.response["Error"]["Message"]
+
+
+# -- what AWS's clients send (issue 14) -------------------------------------------------------------------
+def _strands(role: str, blocks: list, index: int, redacted: list | None = None) -> str:
+    """A message exactly as Strands' AgentCore session manager stores it: json.dumps(SessionMessage.to_dict())
+    (bedrock-agentcore-sdk-python, memory/integrations/strands/bedrock_converter.py, message_to_payload)."""
+    import json
+
+    return json.dumps({"message": {"role": role, "content": blocks}, "message_id": index,
+                       "redact_message": None if redacted is None else {"role": role, "content": redacted},
+                       "created_at": "2026-12-02T08:00:00.123456+00:00",
+                       "updated_at": "2026-12-02T08:00:00.123456+00:00"})
+
+
+def test_strands_session_messages_are_extracted_as_the_text_they_carry(data, memory):
+    mid, actor, session = memory["id"], "strands-user", "strands-session"
+    turns = [
+        ("USER", _strands("user", [{"text": "I work at Globex on a Rust CLI."}], 0)),
+        ("ASSISTANT", _strands("assistant", [{"text": "Let me look."}, {"toolUse": {
+            "toolUseId": "t1", "name": "shell", "input": {"command": "ls"}}}], 1)),
+        # Strands returns tool results in user-role messages: they are not what the user said.
+        ("USER", _strands("user", [{"toolResult": {"toolUseId": "t1", "status": "success",
+                                                   "content": [{"text": "My notes mention the Acme deal."}]}}], 2)),
+        ("USER", _strands("user", [{"text": "My password is hunter2."}], 3,
+                          redacted=[{"text": "My shell is zsh."}])),
+        ("ASSISTANT", _strands("assistant", [{"text": "I created Cargo.toml for the CLI."}], 4)),
+    ]
+    for role, text in turns:
+        _say(data, mid, actor, session, role, text)
+    facts = _wait(lambda: _records(data, mid, f"coding/user/{actor}/facts"), lambda r: len(r) >= 3, what="facts")
+    texts = sorted(r["content"]["text"] for r in facts)
+    assert "The user works at Globex on a Rust CLI." in texts
+    assert "The user's shell is zsh." in texts  # the redacted message stands for the original
+    assert "The assistant created Cargo.toml for the CLI." in texts
+    summary = _wait(lambda: _records(data, mid, f"coding/user/{actor}/{session}"),
+                    lambda r: len(r) == 1 and "Cargo.toml" in r[0]["content"]["text"], what="summary")[0]
+    everything = " ".join(texts) + summary["content"]["text"]
+    assert "Globex" in summary["content"]["text"]
+    for leaked in ('"message_id"', "{", "hunter2", "Acme deal", "toolUse"):
+        assert leaked not in everything
+
+
+def test_event_timestamps_are_kept_to_the_millisecond_and_every_event_id_fits_the_model(data, memory):
+    import re
+
+    mid, actor, session = memory["id"], "clock", "ms"
+    pattern = data.meta.service_model.shape_for("EventId").metadata["pattern"]
+    base = dt.datetime(2026, 12, 2, 8, 0, 0, 123000, tzinfo=dt.timezone.utc)
+    # Two events in one millisecond, microseconds apart and written out of order: stored as the same millisecond,
+    # they keep the order they were written in.
+    late = _say(data, mid, actor, session, "USER", "second, written first", when=base + dt.timedelta(microseconds=900))
+    early = _say(data, mid, actor, session, "USER", "first, written second", when=base + dt.timedelta(microseconds=5))
+    assert late["eventTimestamp"] == early["eventTimestamp"] == base
+    assert late["eventId"].split("#")[0] == early["eventId"].split("#")[0] == f"{1796198400123:019d}"
+    listed = data.list_events(memoryId=mid, actorId=actor, sessionId=session)["events"]
+    assert [e["eventId"] for e in listed] == [early["eventId"], late["eventId"]]  # newest first
+    got = data.get_event(memoryId=mid, actorId=actor, sessionId=session, eventId=late["eventId"])["event"]
+    assert got["eventTimestamp"] == base
+    for when in (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc)):
+        event = _say(data, mid, actor, "edges", "USER", "edge", when=when)
+        assert re.fullmatch(pattern, event["eventId"]), event["eventId"]
+        data.get_event(memoryId=mid, actorId=actor, sessionId="edges", eventId=event["eventId"])
+    before_1970 = _error_of(lambda: _say(data, mid, actor, "edges", "USER", "x",
+                                         when=dt.datetime(1969, 12, 31, 23, 59, tzinfo=dt.timezone.utc)))
+    assert before_1970["Code"] == "ValidationException" and "eventTimestamp" in before_1970["Message"]
+
+
+EPISODIC = {"episodicMemoryStrategy": {
+    "name": "episodes", "namespaceTemplates": ["/strategies/{memoryStrategyId}/actors/{actorId}/sessions/{sessionId}/"],
+    "reflectionConfiguration": {"namespaceTemplates": ["/strategies/{memoryStrategyId}/actors/{actorId}/"]}}}
+CUSTOM_EPISODIC = {"customMemoryStrategy": {
+    "name": "custom_episodes", "namespaceTemplates": ["custom/{actorId}/{sessionId}/"],
+    "configuration": {"episodicOverride": {
+        "extraction": {"appendToPrompt": "Focus on deployments.", "modelId": "anthropic.claude-sonnet-4"},
+        "reflection": {"appendToPrompt": "Name the lesson.", "modelId": "anthropic.claude-sonnet-4",
+                       "namespaceTemplates": ["custom/{actorId}/"]}}}}}
+
+
+def test_episodic_strategies_write_an_episode_per_session_and_reflections_across_them(control, data):
+    memory = _active(control, control.create_memory(name=_name("Episodic"), eventExpiryDuration=30,
+                                                     memoryStrategies=[EPISODIC, CUSTOM_EPISODIC])["memory"]["id"])
+    assert_output_shape(control, "GetMemory", {"memory": memory})
+    mid, actor = memory["id"], "ep"
+    built_in = _strategy_id(memory, "EPISODIC")
+    custom = _strategy_id(memory, "CUSTOM")
+    assert next(s for s in memory["strategies"] if s["type"] == "EPISODIC")["configuration"] == {"reflection": {
+        "episodicReflectionConfiguration": {"namespaces": [f"/strategies/{{memoryStrategyId}}/actors/{{actorId}}/"],
+                                            "namespaceTemplates": ["/strategies/{memoryStrategyId}/actors/{actorId}/"]}}}
+    _converse(data, mid, actor, "one", [("USER", "Deploy the API to staging."),
+                                        ("TOOL", "Error: the image tag was not found."),
+                                        ("ASSISTANT", "The deploy failed because the image tag was missing.")])
+    _converse(data, mid, actor, "two", [("USER", "Deploy the worker to staging."),
+                                        ("ASSISTANT", "I deployed the worker; all checks pass.")])
+    reflections_ns = f"/strategies/{built_in}/actors/{actor}/"
+    reflection = _wait(lambda: [r for r in _records(data, mid, reflections_ns)],
+                       lambda r: len(r) == 1 and "Across 2 episodes" in r[0]["content"]["text"], what="reflection")[0]
+    text = reflection["content"]["text"]
+    assert "1 met a problem" in text and "deploy (2)" in text and "image tag" in text
+    one = _records(data, mid, f"/strategies/{built_in}/actors/{actor}/sessions/one/")
+    assert len(one) == 1 and one[0]["memoryStrategyId"] == built_in
+    episode = one[0]["content"]["text"]
+    for tag in ("situation", "intent", "assessment", "justification", "reflection"):
+        assert f"<{tag}>" in episode
+    assert "Deploy the API to staging." in episode and "ended on a problem" in episode
+    # The custom strategy's episodes and reflections go to its own namespaces.
+    _wait(lambda: _records(data, mid, f"custom/{actor}/"),
+          lambda r: len(r) == 1 and "Across 2 episodes" in r[0]["content"]["text"], what="custom reflection")
+    assert len(_records(data, mid, f"custom/{actor}/two/")) == 1
+    assert next(s for s in memory["strategies"] if s["strategyId"] == custom)["configuration"]["type"] == \
+        "EPISODIC_OVERRIDE"
+
+
+def test_strategies_the_emulator_cannot_run_are_refused_naming_what_is_missing(control):
+    no_reflections = {"episodicMemoryStrategy": {"name": "episodes"}}
+    self_managed = {"customMemoryStrategy": {"name": "mine", "configuration": {"selfManagedConfiguration": {
+        "invocationConfiguration": {"topicArn": "arn:aws:sns:us-east-1:123456789012:jobs",
+                                    "payloadDeliveryBucketName": "payloads"}}}}}
+    for strategy, named in ((no_reflections, "reflectionConfiguration"), (self_managed, "selfManagedConfiguration")):
+        err = _error_of(lambda: control.create_memory(name=_name("Refused"), eventExpiryDuration=30,
+                                                      memoryStrategies=[strategy]))
+        assert err["Code"] == "ValidationException" and named in err["Message"], err
+
+
+def test_an_extraction_job_that_is_not_failed_cannot_be_started(data, memory):
+    listed = data.list_memory_extraction_jobs(memoryId=memory["id"])
+    assert_output_shape(data, "ListMemoryExtractionJobs", listed)
+    err = _error_of(lambda: data.start_memory_extraction_job(memoryId=memory["id"],
+                                                             extractionJob={"jobId": "job-none"}))
+    assert err["Code"] == "ResourceNotFoundException" and "job-none" in err["Message"]

@@ -119,7 +119,31 @@ def test_only_the_json_list_asked_for_counts_as_the_models_extraction(answer, it
 def test_without_an_upstream_the_rules_alone_extract(monkeypatch):
     model_extraction.configure(None)
     assert facts("The cache sits in Redis 7.") == ["The cache sits in Redis 7."]
-    monkeypatch.setattr("emulator.memory.strategies.model_extractor", lambda turns, kind: None)
+    monkeypatch.setattr("emulator.memory.strategies.model_extractor", lambda turns, kind, **_: None)
     assert facts("The cache sits in Redis 7.") == ["The cache sits in Redis 7."]  # the model could not answer
-    monkeypatch.setattr("emulator.memory.strategies.model_extractor", lambda turns, kind: ["The model's fact."])
+    monkeypatch.setattr("emulator.memory.strategies.model_extractor", lambda turns, kind, **_: ["The model's fact."])
     assert facts("The cache sits in Redis 7.") == ["The model's fact."]
+
+
+@pytest.mark.parametrize("said, fact, preference", [
+    ("I love hiking in the Alps with my dog Rex.", "The user has a dog named Rex.",
+     "The user loves hiking in the Alps with their dog Rex."),
+    ("I enjoy working at Stripe on the payments API.", "The user works at Stripe on the payments API.",
+     "The user enjoys working at Stripe on the payments API."),
+    ("I hate the legacy Perl scripts my team maintains.", "The user's team maintains the legacy Perl scripts.",
+     "The user hates the legacy Perl scripts their team maintains."),
+    ("I like Vim since I have used it for ten years.", "The user has used Vim for ten years.",
+     "The user likes Vim since they have used it for ten years."),
+    ("I like Go, and our whole backend is written in Go.", "The user's whole backend is written in Go.",
+     "The user likes Go, and our whole backend is written in Go."),
+])
+def test_a_preference_that_states_a_fact_is_kept_as_both(said, fact, preference):
+    assert facts(said) == [fact]
+    assert prefs(said) == [preference]
+
+
+@pytest.mark.parametrize("said", ["I like concise commit messages.", "I like working in small teams.",
+                                  "I would love a dog named Rex.", "I really enjoy writing tests first."])
+def test_a_preference_alone_is_no_fact(said):
+    assert facts(said) == []
+    assert prefs(said) != []
