@@ -38,12 +38,15 @@ from .storage import SessionStorage, mapped_environment
 log = logging.getLogger("emulator.runtime")
 
 # The only parts of the emulator's environment an agent inherits: what a process needs to start, find
-# programs, speak the locale and trust the machine's CA bundle. Everything else (tokens, keys, the
-# developer's settings) stays out: the agent runs Claude Code with Bash, and a microVM on AWS sees
-# only the runtime's environmentVariables. Those, and the local endpoint settings, are added on top.
-_INHERITED_ENV = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH", "SSL_CERT_FILE",
-                            "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"})
-_INHERITED_PREFIXES = ("LC_",)
+# programs and trust the machine's CA bundle. Everything else (tokens, keys, the developer's settings and
+# locale: LANG, LANGUAGE, LC_*, TZ) stays out: the agent runs Claude Code with Bash, and a microVM on AWS
+# sees only its image's ENV and the runtime's environmentVariables. Those, and the local endpoint settings,
+# are added on top.
+_INHERITED_ENV = frozenset({"PATH", "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+                            "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"})
+# What the image's base gives every process whatever the host's locale: the official python images set
+# `ENV LANG C.UTF-8` (docker-library/python's Dockerfile template), and set no LC_* or TZ (so UTC).
+_IMAGE_ENV = {"LANG": "C.UTF-8"}
 
 
 class Supervisor:
@@ -213,7 +216,8 @@ class Supervisor:
 
     # -- starting and stopping ---------------------------------------------------------------
     def _environment(self, launch: Launch, port: int, session_dir: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV or k.startswith(_INHERITED_PREFIXES)}
+        env = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV}
+        env.update(_IMAGE_ENV)
         env.update(launch.environment)
         endpoint = self.settings.endpoint
         from ..iam.models import backend_for
