@@ -76,13 +76,35 @@ def _reduce_defaultdict(obj: collections.defaultdict):
         return collections.defaultdict, (factory,), None, None, iter(obj.items())
     # A subclass (moto's ssm ParameterDict) may take other arguments than a factory: made without __init__,
     # then given its factory, its items and its attributes.
-    return _new_defaultdict, (type(obj), factory), obj.__dict__ or None, None, iter(obj.items())
+    return _new_defaultdict, (type(obj), factory), _dict_state(obj), None, None, _set_dict_state
 
 
 def _new_defaultdict(cls, factory):
     obj = cls.__new__(cls)
     obj.default_factory = factory
     return obj
+
+
+def _reduce_dict_subclass(obj: dict):
+    # pickle's default for a dict subclass saves obj.items() and restores through obj[key] = value; moto's S3
+    # key store (_VersionedKeyStore) overrides both to show the latest version only, so its older versions
+    # would be lost. Saved and restored as the plain dict underneath, which is what the class itself keeps.
+    return _new_dict_subclass, (type(obj),), _dict_state(obj), None, None, _set_dict_state
+
+
+def _new_dict_subclass(cls):
+    return cls.__new__(cls)
+
+
+def _dict_state(obj: dict) -> tuple:
+    return getattr(obj, "__dict__", None), list(dict.items(obj))
+
+
+def _set_dict_state(obj: dict, state: tuple) -> None:
+    attributes, items = state
+    if attributes:
+        obj.__dict__.update(attributes)
+    dict.update(obj, items)  # dict's own update: never the subclass's __setitem__
 
 
 def _subclasses(cls) -> list[type]:
@@ -147,8 +169,11 @@ class _Pickler(pickle.Pickler):
 
         self.blobs = blobs
         self.dispatch_table = copyreg.dispatch_table.copy()
-        for cls in _subclasses(collections.defaultdict):
-            self.dispatch_table[cls] = _reduce_defaultdict
+        for cls in _subclasses(dict):
+            if issubclass(cls, collections.defaultdict):
+                self.dispatch_table[cls] = _reduce_defaultdict
+            elif cls.__module__.startswith("moto."):
+                self.dispatch_table[cls] = _reduce_dict_subclass
         self.dispatch_table[type(threading.RLock())] = _reduce_rlock
         self.dispatch_table[type(threading.Lock())] = _reduce_lock
         self.dispatch_table[FakeKey] = self._reduce_s3_key
