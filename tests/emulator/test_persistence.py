@@ -186,3 +186,52 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_connection_the_emulator_breaks_reaches_the_notebook_as_an_invocation_error(monkeypatch, tmp_path):
+    """botocore's ConnectionClosedError (an endpoint that dies mid-call) and EndpointConnectionError (none
+    listening) become InvocationError naming the runtime, the session and the next step, with the cause kept."""
+    import socket
+    import threading
+
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+
+    from helpers import config, invoke
+    from helpers.errors import InvocationError
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def accept_and_hang_up():  # reads the request, then closes without a word, as a SIGKILLed emulator does
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.close()
+
+    threading.Thread(target=accept_and_hang_up, daemon=True).start()
+    closed_port = listener.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nobody_port = s.getsockname()[1]
+    settings = config.load(target="local", state_dir=tmp_path)
+    arn = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/rt-aaaaaaaaaa"
+    try:
+        for port, cause in ((closed_port, ConnectionClosedError), (nobody_port, EndpointConnectionError)):
+            client = boto3.client("bedrock-agentcore", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
+                                  aws_access_key_id="t", aws_secret_access_key="t",
+                                  config=Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=5))
+            monkeypatch.setattr(invoke, "_data_client", lambda _settings, c=client: c)
+            with pytest.raises(InvocationError) as err:
+                invoke.invoke(settings, "hello", "alice", "s1", runtime_arn=arn, progress=False)
+            message = str(err.value)
+            assert isinstance(err.value.__cause__, cause), type(err.value.__cause__)
+            assert arn in message and invoke.runtime_session_id("alice", "s1") in message
+            assert "invoke again" in message and "not retried" in message
+    finally:
+        listener.close()
