@@ -45,8 +45,9 @@ log = logging.getLogger("emulator.runtime")
 # are added on top.
 _INHERITED_ENV = frozenset({"PATH", "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
                             "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"})
-# What the image's base gives every process whatever the host's locale: the official python images set
-# `ENV LANG C.UTF-8` (docker-library/python's Dockerfile template), and set no LC_* or TZ (so UTC).
+# What the image's base gives every process whatever the host's locale: container/Dockerfile's base,
+# python:3.11-slim-bookworm, sets `ENV LANG C.UTF-8` and no LC_* or TZ, so UTC (docker-library/python,
+# 3.11/slim-bookworm/Dockerfile).
 _IMAGE_ENV = {"LANG": "C.UTF-8"}
 
 
