@@ -6,17 +6,18 @@ import collections
 import concurrent.futures
 import ctypes
 import ctypes.util
-import logging
+import functools
 import hashlib
 import http.client
 import json
+import logging
 import os
 import re
 import signal
 import socket
 import subprocess
-import threading
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -133,18 +134,17 @@ def terminate_group(popen: subprocess.Popen, grace: float = 5.0) -> None:
 # prctl(2): PR_SET_PDEATHSIG (1) asks the kernel to send a signal to this process when its parent dies.
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform.startswith("linux") else None
-_emulator_pid = os.getpid()
 
 
-def _die_with_the_emulator() -> None:
-    """preexec_fn: SIGKILL this agent when the emulator dies, however it dies (Linux only).
+def _die_with(parent: int) -> None:
+    """preexec_fn: SIGKILL this agent when the emulator (`parent`) dies, however it dies (Linux only).
 
     Only what is safe between fork and exec: one preloaded C call and getppid. If the emulator died before
     the call, the parent is already someone else, and the agent ends itself.
     """
     if _libc is not None:
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != _emulator_pid:
+    if os.getppid() != parent:
         os._exit(1)
 
 
@@ -160,7 +160,7 @@ class _Spawner:
 
     def popen(self, cmd: list[str], **kwargs) -> subprocess.Popen:
         if sys.platform.startswith("linux"):
-            kwargs["preexec_fn"] = _die_with_the_emulator
+            kwargs["preexec_fn"] = functools.partial(_die_with, os.getpid())
         return self._pool.submit(subprocess.Popen, cmd, **kwargs).result()
 
 

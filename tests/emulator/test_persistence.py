@@ -5,8 +5,6 @@ tests/proof/test_short_profile.py runs; these check the rules underneath, in-pro
 """
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
