@@ -269,17 +269,17 @@ class MotoState:
                         doc = pickle.load(f)
                 finally:
                     _loading.blobs = None
+            if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+                raise ValueError(f"not a snapshot of format {FORMAT}")
         except Exception as exc:  # an unreadable snapshot must be said, and kept for a person to look at
             kept = self.path.with_name(f"state.unreadable-{int(time.time())}.pickle")
             os.replace(self.path, kept)
             raise PersistenceError(
                 f"could not load the saved state of S3, SSM, ECR, IAM, Logs, CloudFormation and CodeBuild from "
-                f"{self.path} ({type(exc).__name__}: {exc}). It was moved to {kept}; the emulator starts without "
-                f"it. A different moto version than the one that wrote it is the usual cause: reinstall the "
-                f"pinned requirements (make .venv/.installed), or remove the state dir to start clean.") from exc
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise PersistenceError(f"{self.path} is not a snapshot this emulator writes (format "
-                                   f"{doc.get('format') if isinstance(doc, dict) else '?'}); remove it to start clean.")
+                f"{self.path} ({type(exc).__name__}: {exc}). It was moved to {kept}, and the bodies it names are "
+                f"kept in {self.blobs.root}; the emulator starts without it. A different moto version than the one "
+                f"that wrote it is the usual cause: reinstall the pinned requirements (make .venv/.installed), or "
+                f"remove the state dir to start clean.") from exc
         counts = {}
         dicts = self._backend_dicts()
         for name, accounts in doc["backends"].items():

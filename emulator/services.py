@@ -52,11 +52,10 @@ def persistent_moto(settings: Settings) -> persistence.MotoState:
     state = persistence.MotoState(settings.state_dir)
     try:
         counts = state.load()
-    except persistence.PersistenceError as exc:
-        logging.getLogger("emulator").error("%s", exc)
+        state.remove_unreferenced_blobs()
+    except persistence.PersistenceError as exc:  # said, and the old snapshot and its bodies kept for a person
         print(f"emulator: {exc}", flush=True)
         counts = {}
-    state.remove_unreferenced_blobs()
     persistence.install(state)
     if counts:
         logging.getLogger("emulator").info("moto state loaded from %s: %s", state.path,
