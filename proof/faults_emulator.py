@@ -5,10 +5,10 @@
 (b) In the first trial, before the kill, a CloudFormation stack (the workshop's template), a bucket with
     objects, a parameter, an ECR image, log events and a role were made; after the restart every one is read
     back and compared.
-(c) The emulator is SIGKILLed while helpers.invoke waits on a runtime session (a real agent process, the
-    test's fake agent): the client gets an InvocationError naming runtime and session within seconds (timed),
-    the emulator the helpers bring back on the same state leaves no agent process or port of the dead one's,
-    and the next call in that session answers.
+(c) In the first trial the same kill lands while helpers.invoke waits on a runtime session (a real agent
+    process, the tests' fake agent): the client gets an InvocationError naming runtime and session within
+    seconds (timed), the emulator the helpers bring back on the same state leaves no agent process or port of
+    the dead one's, and the next call in that session answers.
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ EMULATOR_ENV = {"EMULATOR_MEMORY_ACTIVATION_DELAY": "0.1", "EMULATOR_RUNTIME_TRA
 
 
 def run(profile: Profile) -> Report:
+    from helpers import aws, config
     from tests.support.emulator import EmulatorProcess
 
     report = Report("faults_emulator")
@@ -45,22 +46,31 @@ def run(profile: Profile) -> Report:
     root = Path(tempfile.mkdtemp(prefix="proof-faults-emulator-"))
     state_dir = root / "emulator"  # where helpers start an emulator for settings whose state dir is `root`
     emu = EmulatorProcess(state_dir, env=EMULATOR_ENV).start()
-    helpers_started = False
+    settings = config.load(target="local", state_dir=root).with_(endpoint_url=emu.endpoint)
+    helpers_emulator = False  # whether the emulator now running is one the helpers started
     try:
         memory_id = _active_memory(emu)
+        invocation = _Invocation(emu, settings)
+        made = _make_every_service(emu)
         per_trial = []
-        made = None
         for trial in range(trials):
             if trial and time.monotonic() > deadline:
                 break
-            acknowledged, stop = _start_writers(emu, memory_id)
             if trial == 0:
-                made = _make_every_service(emu)
+                invocation.start()  # waits until the agent is working on the call
+            acknowledged, stop = _start_writers(emu, memory_id)
             time.sleep(0.8 + 0.4 * trial)  # the writers keep going; the kill lands mid-request
             killed_at = time.monotonic()
             _sigkill(emu)
             stop.set()
-            emu = EmulatorProcess(state_dir, port=emu.port, env=EMULATOR_ENV).start()
+            if trial == 0:
+                # The notebook's side: its call fails, and its next call finds the emulator gone and starts it
+                # again on the same state dir, as helpers do.
+                invocation.fail(report, killed_at)
+                aws.ensure_emulator(settings)
+                helpers_emulator = True
+            else:
+                emu = EmulatorProcess(state_dir, port=emu.port, env=EMULATOR_ENV).start()
             restart = time.monotonic() - killed_at
             events = [e for writer in acknowledged for e in writer]
             readable = _readable_events(emu, memory_id, events)
@@ -70,6 +80,11 @@ def run(profile: Profile) -> Report:
                 lost, checked = _read_every_service(emu, made)
                 report.figures["services_items_written"] = checked
                 report.expect_zero("services_lost", len(lost), "; ".join(lost[:5]))
+                invocation.after_restart(report)
+                if trials > 1:  # later trials kill an emulator this section started, as the first
+                    aws.stop_emulator(settings)
+                    helpers_emulator = False
+                    emu = EmulatorProcess(state_dir, port=emu.port, env=EMULATOR_ENV).start()
         report.figures["memory_trials"] = per_trial
         report.figures["memory_acknowledged"] = sum(t["acknowledged"] for t in per_trial)
         report.figures["memory_readable"] = sum(t["readable"] for t in per_trial)
@@ -77,13 +92,10 @@ def run(profile: Profile) -> Report:
         report.expect_equal("memory_writers_acknowledged_something",
                             all(t["acknowledged"] > 0 for t in per_trial), True,
                             "a trial's writers got no answer before the kill: the trial proves nothing")
-        helpers_started = _kill_during_invocation(emu, root, report)
     finally:
         emu.stop()
-        if helpers_started:
-            from helpers import aws, config
-
-            aws.stop_emulator(config.load(target="local", state_dir=root).with_(endpoint_url=emu.endpoint))
+        if helpers_emulator:
+            aws.stop_emulator(settings)
         shutil.rmtree(root, ignore_errors=True)
     return report
 
@@ -242,59 +254,79 @@ def _read_every_service(emu, made: dict) -> tuple[list[str], int]:
 
 
 # -- (c) killed during an invocation -------------------------------------------------------------
-def _kill_during_invocation(emu, root: Path, report: Report) -> bool:
-    """True when the helpers started an emulator (which the caller then stops)."""
-    from helpers import aws, config, invoke
-    from helpers.errors import InvocationError
-    from tests.emulator.fixtures.runtime import create_runtime, push_fake_image, require_mmdsv2
+class _Invocation:
+    """A helpers.invoke call in a thread, on a runtime of the test's fake agent, that the kill interrupts."""
 
-    settings = config.load(target="local", state_dir=root).with_(endpoint_url=emu.endpoint)
-    control = _client(emu, "bedrock-agentcore-control")
-    created = create_runtime(control, f"proof_{uuid.uuid4().hex[:8]}", push_fake_image(emu))
-    require_mmdsv2(control, created["agentRuntimeId"])
-    arn = created["agentRuntimeArn"]
-    actor, session = "proof-actor", f"killed-{uuid.uuid4().hex[:8]}"
-    first = invoke.invoke(settings, "hello", actor, session, runtime_arn=arn, progress=False)
-    agent_pid = first["metadata"]["pid"]
-    records = list((emu.state_dir / "runtime" / "agents").glob("*.json"))
-    ports = [json.loads(p.read_text())["port"] for p in records]
-    outcome: dict = {}
+    def __init__(self, emu, settings):
+        from tests.emulator.fixtures.runtime import create_runtime, push_fake_image, require_mmdsv2
 
-    def call() -> None:
+        self.emu, self.settings = emu, settings
+        control = _client(emu, "bedrock-agentcore-control")
+        created = create_runtime(control, f"proof_{uuid.uuid4().hex[:8]}", push_fake_image(emu))
+        require_mmdsv2(control, created["agentRuntimeId"])
+        self.arn = created["agentRuntimeArn"]
+        self.actor, self.session = "proof-actor", f"killed-{uuid.uuid4().hex[:8]}"
+        self.outcome: dict = {}
+        self.agent: dict = {}
+
+    def start(self) -> None:
+        from helpers import invoke
+
+        def call() -> None:
+            try:
+                self.outcome["answer"] = invoke.invoke(self.settings, "sleep 30", self.actor, self.session,
+                                                       runtime_arn=self.arn, progress=False)
+            except BaseException as exc:  # what the notebook would see, whatever it is
+                self.outcome["error"] = exc
+            self.outcome["at"] = time.monotonic()
+
+        self.thread = threading.Thread(target=call, name="proof-invocation", daemon=True)
+        self.thread.start()
+        records = self.emu.state_dir / "runtime" / "agents"
+        deadline = time.monotonic() + 60
+        while not self.agent:
+            found = list(records.glob("*.json"))
+            if found:
+                record = json.loads(found[0].read_text())
+                if _listening(record["port"]):  # up: the call is now forwarded to it, and it sleeps
+                    self.agent = record
+            if time.monotonic() > deadline or "at" in self.outcome:
+                raise RuntimeError(f"the agent of the proof's invocation did not start: {self.outcome!r}")
+            time.sleep(0.1)
+        time.sleep(0.3)
+
+    def fail(self, report: Report, killed_at: float) -> None:
+        """The call's outcome after the kill: a clear error, soon."""
+        from helpers import invoke
+        from helpers.errors import InvocationError
+
+        self.thread.join(90)
+        error = self.outcome.get("error")
+        report.expect_equal("invocation_error_is_clear", type(error).__name__ if error else "no error",
+                            "InvocationError", repr(error)[:300])
+        if isinstance(error, InvocationError):
+            report.expect_equal("invocation_error_names_runtime_and_session",
+                                self.arn in str(error)
+                                and invoke.runtime_session_id(self.actor, self.session) in str(error), True,
+                                str(error)[:300])
+        # The helpers start the emulator again inside the failing call (they find it gone): that is included.
+        report.figures["invocation_error_seconds"] = round(self.outcome.get("at", time.monotonic()) - killed_at, 2)
+        report.expect_zero("invocation_hangs", int(self.thread.is_alive() or "at" not in self.outcome))
+
+    def after_restart(self, report: Report) -> None:
+        """No process or port of the dead emulator's agent is left, and the session's next call works."""
+        from helpers import invoke
+
+        left = [pid for pid in [self.agent["pid"]] if _running(pid)]
+        report.expect_zero("orphan_agent_processes", len(left), f"pids {left}")
+        report.expect_zero("orphan_agent_ports", int(_listening(self.agent["port"])), f"port {self.agent['port']}")
         try:
-            outcome["answer"] = invoke.invoke(settings, "sleep 30", actor, session, runtime_arn=arn, progress=False)
-        except BaseException as exc:  # what the notebook would see, whatever it is
-            outcome["error"] = exc
-        outcome["at"] = time.monotonic()
-
-    caller = threading.Thread(target=call, daemon=True)
-    caller.start()
-    time.sleep(1.0)  # the call is now waiting on the agent
-    killed_at = time.monotonic()
-    _sigkill(emu)
-    caller.join(60)
-    error = outcome.get("error")
-    report.expect_equal("invocation_error_is_clear", type(error).__name__ if error else "no error",
-                        "InvocationError", repr(error)[:300])
-    if isinstance(error, InvocationError):
-        report.expect_equal("invocation_error_names_runtime_and_session",
-                            arn in str(error) and invoke.runtime_session_id(actor, session) in str(error), True,
-                            str(error)[:300])
-    report.figures["invocation_error_seconds"] = round(outcome.get("at", time.monotonic()) - killed_at, 2)
-    report.expect_zero("invocation_hangs", int(caller.is_alive() or "at" not in outcome))
-    # What the notebook's next call does: find the emulator, or start it on the same state dir.
-    aws.ensure_emulator(settings)
-    left = [pid for pid in [agent_pid] if _running(pid)]
-    listening = [port for port in ports if _listening(port)]
-    report.expect_zero("orphan_agent_processes", len(left), f"pids {left}")
-    report.expect_zero("orphan_agent_ports", len(listening), f"ports {listening}")
-    try:
-        again = invoke.invoke(settings, "after the kill", actor, session, runtime_arn=arn, progress=False)
-        report.expect_equal("next_call_in_session_works",
-                            again.get("success") is True and again["metadata"]["pid"] != agent_pid, True)
-    except Exception as exc:  # a figure, not a crash of the suite
-        report.expect_equal("next_call_in_session_works", False, True, repr(exc)[:300])
-    return True
+            again = invoke.invoke(self.settings, "after the kill", self.actor, self.session, runtime_arn=self.arn,
+                                  progress=False)
+            report.expect_equal("next_call_in_session_works",
+                                again.get("success") is True and again["metadata"]["pid"] != self.agent["pid"], True)
+        except Exception as exc:  # a figure, not a crash of the suite
+            report.expect_equal("next_call_in_session_works", False, True, repr(exc)[:300])
 
 
 def _running(pid: int) -> bool:
