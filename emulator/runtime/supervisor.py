@@ -15,6 +15,10 @@ RetryableConflictException, as AWS refuses calls that reach a session being torn
 storage gets a per-session directory that outlives its processes (storage.py), and
 InvokeAgentRuntimeCommand runs commands beside a live agent, in its environment (commands.py).
 
+Agents die with the emulator (PR_SET_PDEATHSIG, Linux), and each one's pid, port, start time and a digest of
+its credentials token are written under the state dir while it runs, so that an emulator started after one
+that was killed stops whatever that one left running (its agents' children included) before serving.
+
 This module is the registry of live processes and its reaper; the processes themselves are in
 processes.py, forwarding an invocation in proxy.py, and shipping their output in logs.py.
 """
