@@ -181,6 +181,13 @@ class AgentRecord:
     runtime_id: str
     session_id: str
     session_dir: str
+    # The emulator that started it: while that one still runs (two emulators on one state dir), its agents
+    # are not orphans.
+    emulator_pid: int = 0
+    emulator_start_ticks: int | None = None
+
+    def emulator_alive(self) -> bool:
+        return bool(self.emulator_pid) and start_ticks(self.emulator_pid) == self.emulator_start_ticks
 
     def path(self, root: Path) -> Path:
         return root / f"{self.pid}.json"

@@ -90,6 +90,11 @@ class Supervisor:
             return stopped
         for path in sorted(self.records.glob("*.json")):
             record = AgentRecord.read(path)
+            if record is not None and record.emulator_alive():
+                log.warning("agent pid %s of session %s belongs to emulator pid %s, which still runs on this state "
+                            "dir: left alone (run one emulator per state dir)", record.pid, record.session_id,
+                            record.emulator_pid)
+                continue
             if record is not None:
                 pids = orphan_pids(record)
                 if pids:
@@ -308,7 +313,8 @@ class Supervisor:
         AgentRecord(pid=popen.pid, port=port, start_ticks=start_ticks(popen.pid),
                     token_sha256=token_sha256(env["AWS_CONTAINER_AUTHORIZATION_TOKEN"]),
                     runtime_id=launch.runtime_id, session_id=launch.session_id,
-                    session_dir=str(session_dir)).write(self.records)
+                    session_dir=str(session_dir), emulator_pid=os.getpid(),
+                    emulator_start_ticks=start_ticks(os.getpid())).write(self.records)
         proc = AgentProcess(launch, port, popen, session_dir, env=env, cwd=app_dir,
                             credentials_token=env["AWS_CONTAINER_AUTHORIZATION_TOKEN"])
         proc.pump = threading.Thread(target=self._pump, args=(proc,), name=f"agent-log-{popen.pid}", daemon=True)

@@ -5,6 +5,8 @@ tests/proof/test_short_profile.py runs; these check the rules underneath, in-pro
 """
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -134,20 +136,34 @@ def test_the_next_emulator_stops_the_agents_a_dead_one_left_and_nothing_else(tmp
     AgentRecord(pid=stranger.pid, port=1, start_ticks=start_ticks(stranger.pid), token_sha256=token_sha256("other"),
                 runtime_id="rt", session_id="x" * 40, session_dir=str(tmp_path / "elsewhere")).write(first.records)
     (tmp_path / "elsewhere").mkdir()
-    first._closed.set()  # the first emulator "dies": its reaper stops, nothing is shut down
+    # The agent of another emulator that still runs on this state dir: not an orphan, even with the right token.
+    other_token = "t" * 40
+    other = subprocess.Popen(["sleep", "60"], env={"AWS_CONTAINER_AUTHORIZATION_TOKEN": other_token},
+                             start_new_session=True)
+    AgentRecord(pid=other.pid, port=2, start_ticks=start_ticks(other.pid), token_sha256=token_sha256(other_token),
+                runtime_id="rt", session_id="y" * 40, session_dir=str(tmp_path / "other"), emulator_pid=os.getpid(),
+                emulator_start_ticks=start_ticks(os.getpid())).write(first.records)
+    # The first emulator "dies": its reaper stops, nothing is shut down, and its records name a process gone.
+    first._closed.set()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    path = first.records / f"{proc.proc.pid}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "emulator_pid": gone.pid}))
     try:
         second = Supervisor(_settings(tmp_path))
         try:
             assert proc.proc.wait(10) is not None and beside.wait(10) is not None
             assert sorted(second.orphans_stopped) == sorted([proc.proc.pid, beside.pid])
             assert stranger.poll() is None, "a process that is not our agent was killed"
+            assert other.poll() is None, "an agent of an emulator that still runs was killed"
             assert (tmp_path / "elsewhere").is_dir(), "a directory outside the session root was removed"
-            assert not proc.session_dir.exists() and not list(second.records.iterdir())
+            assert not proc.session_dir.exists()
+            assert [p.name for p in second.records.iterdir()] == [f"{other.pid}.json"]
             assert list((second.logs / "rt-aaaaaaaaaa").glob("*.log")), "the dead agent's log was not kept"
         finally:
             second.close()
     finally:
-        for p in (stranger, beside, proc.proc):
+        for p in (stranger, beside, other, proc.proc):
             if p.poll() is None:
                 p.kill()
                 p.wait()
