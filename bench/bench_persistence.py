@@ -36,7 +36,7 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from emulator import persistence  # noqa: E402
-from emulator.server import signing_scope, _error_triple  # noqa: E402
+from emulator.server import signing_scope  # noqa: E402
 from tests.support.emulator import EmulatorProcess, free_port  # noqa: E402
 
 
@@ -155,8 +155,7 @@ def main(argv=None) -> int:
         state = persistence.MotoState(tmp / "state")
         persistence.install(state)
         bare = DomainDispatcherApplication(create_backend_app)
-        kept = state.wrap(DomainDispatcherApplication(create_backend_app),
-                          lambda environ: signing_scope(environ)[1], _error_triple)
+        kept = state.wrap(DomainDispatcherApplication(create_backend_app), lambda environ: signing_scope(environ)[1])
         (with_url, s1), (without_url, s2) = serve(kept), serve(bare)
         with_c, without_c = clients(with_url), clients(without_url)
         deploy(with_c)

@@ -336,19 +336,22 @@ class MotoState:
             return removed
 
     # -- the WSGI side -----------------------------------------------------------------------
-    def wrap(self, app, service_of: Callable[[dict], str | None], error_response: Callable[[str], tuple]):
+    def wrap(self, app, service_of: Callable[[dict], str | None]):
         """`app` (moto's WSGI application) with every write saved before its answer goes out.
 
-        `service_of(environ)` names the service a request signs for; `error_response(message)` gives the
-        (status, headers, body) to answer when a write cannot be saved.
+        `service_of(environ)` names the service a request signs for (None when unsigned).
         """
         from .core import wsgi
+        from .core.errors import ServiceError
 
         def persistent_app(environ: dict, start_response):
             if environ.get("REQUEST_METHOD", "GET") in _READ_METHODS:
                 return app(environ, start_response)
             # The body is read before the lock is taken, so a slow upload does not hold up other writes.
-            body = wsgi.read_body(environ)
+            try:
+                body = wsgi.read_body(environ)
+            except ServiceError as exc:  # e.g. a Content-Length that is not a number: nothing reached moto
+                return _answer(start_response, exc)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
             environ.pop("HTTP_TRANSFER_ENCODING", None)
@@ -374,16 +377,24 @@ class MotoState:
                     self.save()
                 except Exception as exc:  # the write happened in memory only: the client must not think it kept
                     log.exception("could not save moto's state to %s", self.path)
-                    status, headers, body = error_response(
+                    return _answer(start_response, ServiceError(
                         f"The emulator made the change but could not save it to {self.path} "
                         f"({type(exc).__name__}: {exc}), so it would not survive a restart. Check the disk "
-                        f"(space, permissions) of the state dir, then repeat the call.")
-                    start_response(status, headers)
-                    return [body]
+                        f"(space, permissions) of the state dir, then repeat the call."))
             start_response(*answered)
             return chunks
 
         return persistent_app
+
+
+def _answer(start_response, exc) -> list[bytes]:
+    from http import HTTPStatus
+
+    from .core.restjson import error_response
+
+    response = error_response(exc)
+    start_response(f"{response.status} {HTTPStatus(response.status).phrase}", list(response.headers.items()))
+    return [response.body]
 
 
 def install(state: MotoState | None) -> None:
@@ -404,4 +415,7 @@ def changing() -> Iterator[None]:
         try:
             yield
         finally:
-            state.save()
+            try:
+                state.save()
+            except Exception:  # no client to answer: the writer (the log shipper) must go on, and the log says it
+                log.exception("could not save moto's state to %s after an in-process write", state.path)

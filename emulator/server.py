@@ -184,13 +184,8 @@ def build_app(settings: Settings) -> EmulatorApp:
     # moto's state is loaded before any service is built, so nothing holds a backend the load replaces.
     moto_state = persistent_moto(settings)
     app = EmulatorApp(settings, own_services(settings))
-    app.moto = moto_state.wrap(app.moto, lambda environ: signing_scope(environ)[1], _error_triple)
+    app.moto = moto_state.wrap(app.moto, lambda environ: signing_scope(environ)[1])
     return app
-
-
-def _error_triple(message: str) -> tuple[str, list, bytes]:
-    response = error_response(ServiceError(message))
-    return f"{response.status} {_reason(response.status)}", list(response.headers.items()), response.body
 
 
 def serve(settings: Settings) -> int:

@@ -104,11 +104,14 @@ class Supervisor:
                     stopped += kill_orphans(pids)
                 session_dir = Path(record.session_dir)
                 log_file = session_dir / "agent.log"
-                if log_file.exists():
-                    target = (self.logs / record.runtime_id /
-                              f"{session_dir_name(record.session_id)}-{session_dir.name}.log")
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(log_file, target)
+                try:
+                    if log_file.exists():
+                        target = (self.logs / record.runtime_id /
+                                  f"{session_dir_name(record.session_id)}-{session_dir.name}.log")
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(log_file, target)
+                except OSError as exc:  # the log is a courtesy; the emulator must still start
+                    log.warning("could not keep the log of dead agent pid %s (%s): %s", record.pid, log_file, exc)
                 if session_dir.is_relative_to(self.root):  # never remove a directory the record did not come from
                     self._remove_session_dir(session_dir)
             path.unlink(missing_ok=True)

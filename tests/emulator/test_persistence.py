@@ -249,3 +249,27 @@ def test_a_connection_the_emulator_breaks_reaches_the_notebook_as_an_invocation_
             assert "invoke again" in message and "not retried" in message
     finally:
         listener.close()
+
+
+def test_a_write_that_cannot_be_saved_is_not_answered_as_done(tmp_path):
+    import io
+
+    calls = []
+
+    def moto_app(environ, start_response):  # stands in for moto: answers 200 to whatever it gets
+        calls.append(environ["wsgi.input"].read())
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+    (tmp_path / "moto").write_text("a file where the state's folder should be")
+    app = persistence.MotoState(tmp_path).wrap(moto_app, lambda environ: "ssm")
+    answered = []
+    environ = {"REQUEST_METHOD": "POST", "HTTP_X_AMZ_TARGET": "AmazonSSM.PutParameter", "QUERY_STRING": "",
+               "CONTENT_LENGTH": "2", "wsgi.input": io.BytesIO(b"{}")}
+    body = b"".join(app(environ, lambda status, headers: answered.append(status)))
+    assert calls == [b"{}"]
+    assert answered[0].startswith("500") and b"could not save it" in body and b"repeat the call" in body
+    # A read is answered without a save.
+    read = {**environ, "HTTP_X_AMZ_TARGET": "AmazonSSM.GetParameter", "wsgi.input": io.BytesIO(b"{}")}
+    answered.clear()
+    assert b"".join(app(read, lambda status, headers: answered.append(status))) == b"{}" and answered == ["200 OK"]
