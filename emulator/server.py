@@ -179,9 +179,13 @@ def _reason(status: int) -> str:
 
 
 def build_app(settings: Settings) -> EmulatorApp:
-    from .services import own_services
+    from .services import own_services, persistent_moto
 
-    return EmulatorApp(settings, own_services(settings))
+    # moto's state is loaded before any service is built, so nothing holds a backend the load replaces.
+    moto_state = persistent_moto(settings)
+    app = EmulatorApp(settings, own_services(settings))
+    app.moto = moto_state.wrap(app.moto, lambda environ: signing_scope(environ)[1])
+    return app
 
 
 def serve(settings: Settings) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from . import persistence
 from .core.restjson import RestJsonService
 from .core.settings import Settings
 from .server import OwnService
@@ -39,3 +40,24 @@ def own_services(settings: Settings) -> list[OwnService]:
             backends=[bedrock],
         ),
     ]
+
+
+def persistent_moto(settings: Settings) -> persistence.MotoState:
+    """moto's services kept under the state dir (persistence.py): loaded now, saved after every write.
+
+    A snapshot that cannot be read is moved aside and said on the console; the emulator then starts without it.
+    """
+    import logging
+
+    state = persistence.MotoState(settings.state_dir)
+    try:
+        counts = state.load()
+        state.remove_unreferenced_blobs()
+    except persistence.PersistenceError as exc:  # said, and the old snapshot and its bodies kept for a person
+        print(f"emulator: {exc}", flush=True)
+        counts = {}
+    persistence.install(state)
+    if counts:
+        logging.getLogger("emulator").info("moto state loaded from %s: %s", state.path,
+                                           ", ".join(f"{name} ({n} region backends)" for name, n in sorted(counts.items())))
+    return state

@@ -27,6 +27,8 @@ from typing import Callable, Iterator
 import urllib3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError
 
 from . import aws, waiters
 from .config import Settings
@@ -203,22 +205,25 @@ def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, s
     payload = {"input": {"prompt": prompt, "actor_id": actor_id, "session_id": session_id, **(extra_input or {})}}
     client = _data_client(settings)
     bar = waiters.Progress(f"Agent ({actor_id}/{session_id})", enabled=progress)
-    if version is not None and restart_outdated:
-        _restart_if_outdated(settings, client, runtime_arn, rsid, version, bar, on_event)
     started = time.monotonic()
-    answer = _invoke_once_reached(client, bar, rsid, dict(
-        agentRuntimeArn=runtime_arn, runtimeSessionId=rsid, payload=json.dumps(payload).encode(),
-        contentType="application/json", accept="text/event-stream" if stream else "application/json"))
+    try:
+        if version is not None and restart_outdated:
+            _restart_if_outdated(settings, client, runtime_arn, rsid, version, bar, on_event)
+        started = time.monotonic()
+        answer = _invoke_once_reached(client, bar, rsid, dict(
+            agentRuntimeArn=runtime_arn, runtimeSessionId=rsid, payload=json.dumps(payload).encode(),
+            contentType="application/json", accept="text/event-stream" if stream else "application/json"))
+    except (HTTPClientError, BotoConnectionError) as exc:
+        # ReadTimeoutError is an HTTPClientError too, but _invoke_once_reached has already said what it means.
+        raise _connection_error(exc, runtime_arn, rsid, settings, "before the agent answered") from exc
     if version is not None:
         _record_session(settings, runtime_arn, rsid, version)
     events: list[dict] = []
     body = answer["response"]
     try:
         output, first_event = _read_answer(answer, body, events, bar, started, rsid, on_event, should_stop)
-    except (ReadTimeoutError, urllib3.exceptions.HTTPError, OSError) as exc:
-        raise InvocationError(f"The connection to runtime session {rsid} broke while the agent answered: {exc}",
-                              hint="It is not retried (the task may have run). Check the runtime's logs, "
-                                   "then invoke again if need be.") from exc
+    except (ReadTimeoutError, HTTPClientError, BotoConnectionError, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise _connection_error(exc, runtime_arn, rsid, settings, "while the agent answered") from exc
     seconds = time.monotonic() - started
     if output is None and should_stop is not None and should_stop():
         body.close()
@@ -231,6 +236,19 @@ def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, s
     bar.update(f"{'done' if output.get('success') else 'finished with a failure'} in {seconds:.1f}s")
     return AgentOutput(output, events=events, runtime_session_id=rsid, seconds=seconds,
                        first_event_seconds=first_event)
+
+
+def _connection_error(exc: Exception, runtime_arn: str, rsid: str, settings: Settings, when: str) -> InvocationError:
+    """What to tell the caller when the endpoint went away mid-call (botocore's ConnectionClosedError,
+    EndpointConnectionError, urllib3's ProtocolError while streaming): an emulator that was stopped or
+    died, or a network that broke. The call is not retried: the agent may have started the task."""
+    next_step = ("The emulator stopped or died: invoke again (the helpers start it when none answers, on the same "
+                 "state), and the session's next call starts a fresh agent with its files and memory."
+                 if settings.is_local else
+                 "Check your network and the runtime's CloudWatch logs (notebook 08), then invoke again if need be.")
+    return InvocationError(
+        f"The connection to runtime {runtime_arn} broke {when} in runtime session {rsid} "
+        f"({type(exc).__name__}: {exc}). It was not retried: the task may have run.", hint=next_step)
 
 
 def _invoke_once_reached(client, bar, rsid: str, request: dict) -> dict:

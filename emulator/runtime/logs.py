@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 
+from .. import persistence
 from ..core.settings import Settings
 
 log = logging.getLogger("emulator.runtime")
@@ -50,11 +51,16 @@ class LogShipper:
                 except queue.Empty:
                     break
                 batches[(region, group, stream)].append({"timestamp": ts, "message": message})
-            for (region, group, stream), events in batches.items():
-                try:
-                    self._ship(region, group, stream, events)
-                except Exception as exc:  # logs must never take the agent down; say why they are missing
-                    log.warning("could not write %d agent log lines to %s/%s: %s", len(events), group, stream, exc)
+            if not batches:
+                return
+            # Written to moto in-process: saved with its state as a PutLogEvents request would be.
+            with persistence.changing():
+                for (region, group, stream), events in batches.items():
+                    try:
+                        self._ship(region, group, stream, events)
+                    except Exception as exc:  # logs must never take the agent down; say why they are missing
+                        log.warning("could not write %d agent log lines to %s/%s: %s", len(events), group, stream,
+                                    exc)
 
     def _ship(self, region: str, group: str, stream: str, events: list[dict]) -> None:
         from moto.logs.exceptions import ResourceAlreadyExistsException

@@ -15,6 +15,10 @@ RetryableConflictException, as AWS refuses calls that reach a session being torn
 storage gets a per-session directory that outlives its processes (storage.py), and
 InvokeAgentRuntimeCommand runs commands beside a live agent, in its environment (commands.py).
 
+Agents die with the emulator (PR_SET_PDEATHSIG, Linux), and each one's pid, port, start time and a digest of
+its credentials token are written under the state dir while it runs, so that an emulator started after one
+that was killed stops whatever that one left running (its agents' children included) before serving.
+
 This module is the registry of live processes and its reaper; the processes themselves are in
 processes.py, forwarding an invocation in proxy.py, and shipping their output in logs.py.
 """
@@ -32,18 +36,23 @@ from pathlib import Path
 from ..core.settings import Settings
 from .exceptions import RetryableConflictException, RuntimeClientError
 from .logs import LogShipper, log_group_name
-from .processes import AgentProcess, Launch, free_port, role_session_name, session_dir_name, terminate_group
+from .processes import (AgentProcess, AgentRecord, Launch, free_port, kill_orphans, orphan_pids, role_session_name,
+                        session_dir_name, spawner, start_ticks, terminate_group, token_sha256)
 from .storage import SessionStorage, mapped_environment
 
 log = logging.getLogger("emulator.runtime")
 
 # The only parts of the emulator's environment an agent inherits: what a process needs to start, find
-# programs, speak the locale and trust the machine's CA bundle. Everything else (tokens, keys, the
-# developer's settings) stays out: the agent runs Claude Code with Bash, and a microVM on AWS sees
-# only the runtime's environmentVariables. Those, and the local endpoint settings, are added on top.
-_INHERITED_ENV = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH", "SSL_CERT_FILE",
-                            "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"})
-_INHERITED_PREFIXES = ("LC_",)
+# programs and trust the machine's CA bundle. Everything else (tokens, keys, the developer's settings and
+# locale: LANG, LANGUAGE, LC_*, TZ) stays out: the agent runs Claude Code with Bash, and a microVM on AWS
+# sees only its image's ENV and the runtime's environmentVariables. Those, and the local endpoint settings,
+# are added on top.
+_INHERITED_ENV = frozenset({"PATH", "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+                            "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"})
+# What the image's base gives every process whatever the host's locale: container/Dockerfile's base,
+# python:3.11-slim-bookworm, sets `ENV LANG C.UTF-8` and no LC_* or TZ, so UTC (docker-library/python,
+# 3.11/slim-bookworm/Dockerfile).
+_IMAGE_ENV = {"LANG": "C.UTF-8"}
 
 
 class Supervisor:
@@ -67,8 +76,46 @@ class Supervisor:
         # Sessions StopRuntimeSession is tearing down: until when (monotonic) calls to them are refused.
         self._terminating: dict[tuple[str, str], float] = {}
         self._closed = threading.Event()
+        # One record per live agent, so that the next emulator on this state dir can stop the agents of one
+        # that was killed (SIGKILL leaves them running; PR_SET_PDEATHSIG ends the agent but not its children).
+        self.records = settings.state_dir / "runtime" / "agents"
+        self.orphans_stopped = self._stop_orphans()
         self._reaper = threading.Thread(target=self._reap_loop, name="runtime-reaper", daemon=True)
         self._reaper.start()
+
+    def _stop_orphans(self) -> list[int]:
+        """Stop the agents an earlier emulator on this state dir left running, and remove their directories."""
+        stopped: list[int] = []
+        if not self.records.is_dir():
+            return stopped
+        for path in sorted(self.records.glob("*.json")):
+            record = AgentRecord.read(path)
+            if record is not None and record.emulator_alive():
+                log.warning("agent pid %s of session %s belongs to emulator pid %s, which still runs on this state "
+                            "dir: left alone (run one emulator per state dir)", record.pid, record.session_id,
+                            record.emulator_pid)
+                continue
+            if record is not None:
+                pids = orphan_pids(record)
+                if pids:
+                    log.warning("stopping agent pid %s (session %s of %s, port %s) and %d process(es) it started: "
+                                "left running by an emulator that did not shut down", record.pid, record.session_id,
+                                record.runtime_id, record.port, len(pids) - (record.pid in pids))
+                    stopped += kill_orphans(pids)
+                session_dir = Path(record.session_dir)
+                log_file = session_dir / "agent.log"
+                try:
+                    if log_file.exists():
+                        target = (self.logs / record.runtime_id /
+                                  f"{session_dir_name(record.session_id)}-{session_dir.name}.log")
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(log_file, target)
+                except OSError as exc:  # the log is a courtesy; the emulator must still start
+                    log.warning("could not keep the log of dead agent pid %s (%s): %s", record.pid, log_file, exc)
+                if session_dir.is_relative_to(self.root):  # never remove a directory the record did not come from
+                    self._remove_session_dir(session_dir)
+            path.unlink(missing_ok=True)
+        return stopped
 
     # -- sessions ----------------------------------------------------------------------------
     def check_not_terminating(self, runtime_id: str, session_id: str) -> None:
@@ -213,7 +260,8 @@ class Supervisor:
 
     # -- starting and stopping ---------------------------------------------------------------
     def _environment(self, launch: Launch, port: int, session_dir: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV or k.startswith(_INHERITED_PREFIXES)}
+        env = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV}
+        env.update(_IMAGE_ENV)
         env.update(launch.environment)
         endpoint = self.settings.endpoint
         from ..iam.models import backend_for
@@ -263,8 +311,13 @@ class Supervisor:
         env = self._environment(launch, port, session_dir)
         env.update(mapped_environment(launch.environment, mounts))
         cmd = [sys.executable, "-m", "uvicorn", launch.app, "--host", "127.0.0.1", "--port", str(port)]
-        popen = subprocess.Popen(cmd, cwd=app_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+        popen = spawner.popen(cmd, cwd=app_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+        AgentRecord(pid=popen.pid, port=port, start_ticks=start_ticks(popen.pid),
+                    token_sha256=token_sha256(env["AWS_CONTAINER_AUTHORIZATION_TOKEN"]),
+                    runtime_id=launch.runtime_id, session_id=launch.session_id,
+                    session_dir=str(session_dir), emulator_pid=os.getpid(),
+                    emulator_start_ticks=start_ticks(os.getpid())).write(self.records)
         proc = AgentProcess(launch, port, popen, session_dir, env=env, cwd=app_dir,
                             credentials_token=env["AWS_CONTAINER_AUTHORIZATION_TOKEN"])
         proc.pump = threading.Thread(target=self._pump, args=(proc,), name=f"agent-log-{popen.pid}", daemon=True)
@@ -346,6 +399,7 @@ class Supervisor:
             from ..iam.models import backend_for
 
             backend_for(self.settings).issuer.forget(proc.credentials_token)
+        (self.records / f"{proc.proc.pid}.json").unlink(missing_ok=True)
         log_file = proc.session_dir / "agent.log"
         if log_file.exists():
             target = self.logs / launch.runtime_id / f"{session_dir_name(launch.session_id)}-{proc.session_dir.name}.log"

@@ -31,7 +31,10 @@ def test_only_allowlisted_parts_of_the_emulators_environment_reach_the_agent(sup
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "developer-secret")
-    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    monkeypatch.setenv("LC_ALL", "de_DE.UTF-8")
+    monkeypatch.setenv("LC_CTYPE", "de_DE.UTF-8")
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
     monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
     env = supervisor._environment(_launch(tmp_path), 12345, tmp_path / "session")
     assert "GITHUB_TOKEN" not in env and "OPENAI_API_KEY" not in env
@@ -39,7 +42,9 @@ def test_only_allowlisted_parts_of_the_emulators_environment_reach_the_agent(sup
     assert "AWS_SECRET_ACCESS_KEY" not in env and "AWS_ACCESS_KEY_ID" not in env
     assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == "http://127.0.0.1:4599/_emulator/runtime/credentials"
     assert len(env["AWS_CONTAINER_AUTHORIZATION_TOKEN"]) >= 32
-    assert env["LC_ALL"] == "C.UTF-8" and env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
+    assert env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
+    # The emulator's locale is not the container's: the image's base sets LANG=C.UTF-8 and no LC_*.
+    assert "LC_ALL" not in env and "LC_CTYPE" not in env and "TZ" not in env and env["LANG"] == "C.UTF-8"
     assert env["PATH"] and env["HELLO"] == "runtime" and env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4599"
     assert env["HOME"] == str(tmp_path / "session" / "home")
 
