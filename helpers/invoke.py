@@ -165,7 +165,7 @@ def continuity(output: AgentOutput, after: AgentOutput | None = None) -> dict:
     restored = [f for e in output.events if e.get("type") == "files_restored" for f in e.get("files") or []]
     meta = output.get("metadata") or {}
     context = meta.get("memory_context") or {}
-    return {
+    return Continuity({
         "actor_id": output.get("actor_id"),
         "session_id": output.get("session_id"),
         "files_restored": restored,
@@ -179,7 +179,40 @@ def continuity(output: AgentOutput, after: AgentOutput | None = None) -> dict:
         **({"same_claude_conversation": bool(meta.get("resumed_from"))
             and meta.get("resumed_from") == (after.get("metadata") or {}).get("claude_session_id")}
            if after is not None else {}),
-    }
+    })
+
+
+class Continuity(dict):
+    """What `continuity()` found, as a dict (tests and records read it) that reads as sentences in a notebook."""
+
+    def lines(self) -> list[str]:
+        restored = ", ".join(self.get("files_restored") or []) or "none"
+        uploaded = ", ".join(str(f) for f in self.get("files_uploaded") or []) or "none"
+        claude = self.get("claude_session_id") or "unknown"
+        if self.get("resumed_from"):
+            resumed = f"resumed Claude conversation {self['resumed_from']}"
+            if "same_claude_conversation" in self:
+                resumed += (" (the earlier call's: the same conversation)" if self["same_claude_conversation"]
+                            else " (not the earlier call's)")
+        else:
+            resumed = f"started a new Claude conversation {claude}"
+        return [
+            f"actor {self.get('actor_id')}, session {self.get('session_id')}",
+            f"files restored from the session: {restored}",
+            f"memory given to the agent: {self.get('turns_remembered', 0)} earlier message(s), "
+            f"{self.get('facts', 0)} fact(s), {self.get('preferences', 0)} preference(s), "
+            f"{self.get('summaries', 0)} summary(ies)",
+            resumed,
+            f"files uploaded after this call: {uploaded}",
+        ]
+
+    def __repr__(self) -> str:
+        return "\n".join(self.lines())
+
+    __str__ = __repr__
+
+    def _repr_markdown_(self) -> str:
+        return "\n".join(f"- {line}" for line in self.lines())
 
 
 def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, stream: bool = True,

@@ -20,24 +20,21 @@ def record(name: str, value: Any) -> None:
         from .errors import WorkshopError
 
         raise WorkshopError(f"record name {name!r} is not a plain name.", hint="Use letters, digits and '_'.")
-    bundle = {MEDIA_TYPE: {"name": name, "value": jsonable(value)}, "text/plain": repr(value)}
-    for method, media_type in (("_repr_html_", "text/html"), ("_repr_markdown_", "text/markdown")):
-        shown = getattr(value, method, None)
-        if callable(shown) and not isinstance(value, type):
-            text = shown()
-            if text is not None:
-                bundle[media_type] = text
     try:
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:  # helpers copied into a project without Jupyter
-        print(bundle["text/plain"])
+        print(str(value))
         return
-    if get_ipython() is None:
-        print(bundle["text/plain"])
-    else:
-        display(bundle, raw=True)
-
+    shell = get_ipython()
+    if shell is None:
+        print(str(value))
+        return
+    # The notebook's own formatters, so a recorded value looks as it would at the end of a cell
+    # (a DataFrame through helpers.tables, a result through its _repr_html_ or _repr_markdown_).
+    bundle, _ = shell.display_formatter.format(value)
+    bundle[MEDIA_TYPE] = {"name": name, "value": jsonable(value)}
+    display(bundle, raw=True)
 
 def jsonable(value: Any) -> Any:
     """`value` as JSON data: tables as lists of rows, dataclasses as dicts, enums as their values."""
