@@ -11,6 +11,7 @@ from .config import Settings
 from .errors import WorkshopError
 
 QUIT = "/quit"
+WORKING = "working ... (starting the session's agent: a session's first message takes a few seconds)"
 
 # What the local stand-in model (emulator/bedrock/models.py) acts on; the README, the CLI's help and
 # 07_chat show this list, and tests/helpers/test_chat.py sends each example to the stand-in itself.
@@ -79,7 +80,9 @@ class ChatSession:
         self._stop.clear()
         self._add(Turn("user", text))
         # The reply is in the history from the start, so its progress lines show while the agent works.
-        reply = self._add(Turn("agent", "working ..."))
+        # What it is waiting for, said at once: a cold session shows no step for the seconds its agent
+        # takes to start.
+        reply = self._add(Turn("agent", WORKING))
         output = None
         try:
             output = self.invoker(text, self.actor_id, self.session_id,
@@ -128,6 +131,8 @@ class ChatSession:
     def _progress(self, reply: Turn, event: dict) -> None:
         line = describe_event(event)
         if line:
+            if reply.text == WORKING:
+                reply.text = "working ..."  # the agent has started: the steps say what it does
             if event.get("type") == "text":
                 reply.said[len(reply.progress)] = str(event.get("text", "")).strip()
             reply.progress.append(line)

@@ -41,6 +41,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9]+")
 # session down in up to 15 s, devguide runtime-lifecycle-settings).
 CONFLICT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0)
 _SESSIONS_LOCK = threading.Lock()
+STARTING = "starting the session's agent... (a session's first call takes a few seconds; later ones answer at once)"
 
 
 def _data_client(settings: Settings):
@@ -83,7 +84,7 @@ class AgentOutput(dict):
         files = ", ".join(f.get("file_name", "?") for f in meta.get("uploaded_files") or []) or "none"
         state = "succeeded" if self.get("success") else "**failed**"
         return (f"{self.result}\n\n---\n*{state} in {self.seconds:.1f}s; actor `{self.get('actor_id')}`, session "
-                f"`{self.get('session_id')}`; turns {meta.get('num_turns')}; memory "
+                f"`{self.get('session_id')}`; {meta.get('num_turns')} model turn(s); memory "
                 f"{'on' if meta.get('memory_enabled') else 'off'}; files uploaded: {files}*")
 
 
@@ -239,6 +240,8 @@ def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, s
     if version is not None and restart_outdated:
         _restart_if_outdated(settings, client, runtime_arn, rsid, version, bar, on_event)
     started = time.monotonic()
+    # Said at once: a cold session shows nothing else for the seconds its agent takes to start.
+    bar.update(STARTING)
     answer = _invoke_once_reached(client, bar, rsid, dict(
         agentRuntimeArn=runtime_arn, runtimeSessionId=rsid, payload=json.dumps(payload).encode(),
         contentType="application/json", accept="text/event-stream" if stream else "application/json"))
