@@ -64,6 +64,13 @@ class ChatSession:
         self._guard = threading.Lock()
         self.listeners: list[Callable[[], None]] = []
 
+    def __repr__(self) -> str:
+        state = "ended" if self.closed else ("busy" if self.busy else "open")
+        said = sum(t.role in ("user", "agent") for t in self.history)
+        return f"chat as {self.actor_id} in session {self.session_id}: {state}, {said} message(s)"
+
+    __str__ = __repr__
+
     # -- what a person does ------------------------------------------------------------------
     def send(self, text: str) -> Turn | None:
         """Send one message; returns the agent's turn (None for an empty message or after /quit)."""

@@ -14,8 +14,12 @@ from typing import Any
 MEDIA_TYPE = "application/vnd.workshop.record+json"
 
 
-def record(name: str, value: Any) -> None:
-    """Show `value` and record it as `name`; outside a notebook, print its text."""
+def record(name: str, value: Any, *, says: str | None = None) -> None:
+    """Show `value` and record it as `name`; outside a notebook, print its text.
+
+    `says` is what the reader sees instead, for a value that is data for a check (a bool, a pair of
+    flags) and would show as a bare `True` or `(True, False)`.
+    """
     if not isinstance(name, str) or not name.isidentifier():
         from .errors import WorkshopError
 
@@ -24,15 +28,15 @@ def record(name: str, value: Any) -> None:
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:  # helpers copied into a project without Jupyter
-        print(str(value))
+        print(says if says is not None else str(value))
         return
     shell = get_ipython()
     if shell is None:
-        print(str(value))
+        print(says if says is not None else str(value))
         return
     # The notebook's own formatters, so a recorded value looks as it would at the end of a cell
     # (a DataFrame through helpers.tables, a result through its _repr_html_ or _repr_markdown_).
-    bundle, _ = shell.display_formatter.format(value)
+    bundle = {"text/plain": says} if says is not None else shell.display_formatter.format(value)[0]
     bundle[MEDIA_TYPE] = {"name": name, "value": jsonable(value)}
     display(bundle, raw=True)
 

@@ -143,3 +143,11 @@ def test_make_lab_takes_a_port():
     assert "--ServerApp.port=8899" in out.stdout and "--ServerApp.port_retries=0" in out.stdout
     plain = subprocess.run(["make", "-n", "lab"], cwd=ROOT, capture_output=True, text=True)
     assert "--ServerApp.port" not in plain.stdout
+
+
+def test_the_agent_s_fenced_tool_output_prints_as_an_indented_block():
+    from helpers.cli import terminal_text
+
+    answer = "Bash ls -la:\n```\ntotal 8\n-rw-r--r-- 1 root root 21 hello.py\n```\nEarlier you asked:\n1. \"x\""
+    assert terminal_text(answer) == ("Bash ls -la:\n    total 8\n    -rw-r--r-- 1 root root 21 hello.py\n"
+                                     "Earlier you asked:\n1. \"x\"")
