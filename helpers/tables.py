@@ -16,8 +16,12 @@ from typing import Iterable
 # Inline styles, not a stylesheet: JupyterLab keeps style attributes of trusted output, and they
 # override its own `td { text-align: right }` without a selector fight.
 _TABLE = "border-collapse:collapse;width:auto;max-width:100%;table-layout:auto;margin:0"
-_CELL = ("text-align:left;vertical-align:top;white-space:pre-wrap;overflow-wrap:anywhere;"
+_CELL = ("text-align:left;vertical-align:top;white-space:pre-wrap;overflow-wrap:break-word;"
          "padding:2px 8px;border-bottom:1px solid #e0e0e0")
+# A cell whose longest word is longer than this (an ARN, a digest) may break anywhere; shorter words stay
+# whole. `anywhere` on every cell would let the browser squeeze short columns into broken words, and
+# on none would let one ARN push the table wider than the column. The budget is shared by the columns.
+_WORDS_BUDGET = 120
 _HEAD = _CELL + ";font-weight:bold;border-bottom:1px solid #9e9e9e"
 _CAPTION = "caption-side:top;text-align:left;color:#555;padding:0 0 4px 0;white-space:pre-wrap;overflow-wrap:anywhere"
 
@@ -71,7 +75,8 @@ def constant_columns(df, keep: Iterable[str] = ()) -> dict[str, str]:
         return {}
     found = {}
     for column in df.columns:
-        if column in keep:
+        # A yes/no column is read row by row (is every row ok?): it stays, however alike its rows are.
+        if column in keep or str(df[column].dtype) == "bool":
             continue
         values = {_cell(v) for v in df[column]}
         if len(values) == 1:
@@ -98,10 +103,12 @@ def html(df, *, caption: str | None = None, fold_constant: bool = True) -> str:
     head = ([f"<th style='{_HEAD}'>{_html.escape(str(df.index.name or ''))}</th>"] if show_index else []) + \
         [f"<th style='{_HEAD}'>{_html.escape(str(c))}</th>" for c in columns]
     body = []
+    longest_word = max(12, _WORDS_BUDGET // max(len(columns) + show_index, 1))
     for label, row in zip(df.index, df[columns].itertuples(index=False, name=None)):
         cells = ([f"<th style='{_HEAD};border-bottom:1px solid #e0e0e0'>{_html.escape(_cell(label))}</th>"]
                  if show_index else [])
-        cells += [f"<td style='{_CELL}'>{_html.escape(_cell(v))}</td>" for v in row]
+        cells += [f"<td style='{_cell_style(text, longest_word)}'>{_html.escape(text)}</td>"
+                  for text in map(_cell, row)]
         body.append("<tr>" + "".join(cells) + "</tr>")
     if not body:
         body.append(f"<tr><td style='{_CELL};color:#777' colspan='{max(len(head), 1)}'>(no rows)</td></tr>")
@@ -109,6 +116,12 @@ def html(df, *, caption: str | None = None, fold_constant: bool = True) -> str:
            if lines else "")
     return (f"<table class='workshop-table' style='{_TABLE}'>{cap}<thead><tr>{''.join(head)}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _cell_style(text: str, longest_word: int) -> str:
+    if max((len(word) for word in text.split()), default=0) > longest_word:
+        return _CELL.replace("overflow-wrap:break-word", "overflow-wrap:anywhere")
+    return _CELL
 
 
 def text(df, width: int | None = None, *, indent: str = "  ", fold_constant: bool = True) -> str:
