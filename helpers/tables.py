@@ -86,6 +86,13 @@ def constant_columns(df, keep: Iterable[str] = ()) -> dict[str, str]:
     return found
 
 
+def _empty_columns(df) -> set[str]:
+    """Columns with nothing on any row: a header over blanks says nothing."""
+    if not len(df):
+        return set()
+    return {str(c) for c in df.columns if all(_cell(v) == "" for v in df[c])}
+
+
 def html(df, *, caption: str | None = None, fold_constant: bool = True) -> str:
     """`df` as an HTML table that fits a notebook column: left-aligned, wrapped, line breaks kept.
 
@@ -93,12 +100,13 @@ def html(df, *, caption: str | None = None, fold_constant: bool = True) -> str:
     index is shown only when it is not the default 0..n-1.
     """
     folded = constant_columns(df) if fold_constant else {}
+    empty = _empty_columns(df)
     # Keep at least one column: a table of only constant columns reads best as it is.
-    if folded and len(folded) == len(df.columns):
-        folded = {}
+    if len(folded) + len(empty) >= len(df.columns):
+        folded, empty = {}, set()
     lines = [caption] if caption else []
     lines += [f"{name}: {value}" for name, value in folded.items()]
-    columns = [c for c in df.columns if str(c) not in folded]
+    columns = [c for c in df.columns if str(c) not in folded and str(c) not in empty]
     show_index = _meaningful_index(df)
     head = ([f"<th style='{_HEAD}'>{_html.escape(str(df.index.name or ''))}</th>"] if show_index else []) + \
         [f"<th style='{_HEAD}'>{_html.escape(str(c))}</th>" for c in columns]
@@ -111,7 +119,7 @@ def html(df, *, caption: str | None = None, fold_constant: bool = True) -> str:
                   for text in map(_cell, row)]
         body.append("<tr>" + "".join(cells) + "</tr>")
     if not body:
-        body.append(f"<tr><td style='{_CELL};color:#777' colspan='{max(len(head), 1)}'>(no rows)</td></tr>")
+        body.append(f"<tr><td style='{_CELL};color:#777' colspan='{max(len(head), 1)}'>(none)</td></tr>")
     cap = (f"<caption style='{_CAPTION}'>{'<br>'.join(_html.escape(line) for line in lines)}</caption>"
            if lines else "")
     return (f"<table class='workshop-table' style='{_TABLE}'>{cap}<thead><tr>{''.join(head)}</tr></thead>"
@@ -128,9 +136,10 @@ def text(df, width: int | None = None, *, indent: str = "  ", fold_constant: boo
     """`df` as plain text no wider than `width` (the terminal's, by default): long values wrap onto more lines."""
     width = width or shutil.get_terminal_size((100, 24)).columns
     folded = constant_columns(df) if fold_constant else {}
-    if folded and len(folded) == len(df.columns):
-        folded = {}
-    columns = [c for c in df.columns if str(c) not in folded]
+    empty = _empty_columns(df)
+    if len(folded) + len(empty) >= len(df.columns):
+        folded, empty = {}, set()
+    columns = [c for c in df.columns if str(c) not in folded and str(c) not in empty]
     header = [str(c) for c in columns]
     rows = [[_cell(v) for v in row] for row in df[columns].itertuples(index=False, name=None)]
     if _meaningful_index(df):

@@ -35,7 +35,7 @@ def screens(page, stem: str) -> int:
         page.screenshot(path=str(OUT / f"{stem}_{n:02d}.png"))
         n += 1
         top += view - 80
-        if top >= height - 10 or n >= 30:
+        if top >= height - view // 2 or n >= 30:  # the notebook ends in a blank half screen
             return n
 
 
@@ -45,6 +45,7 @@ def close_and_shut_down(page) -> None:
 
     from playwright.sync_api import TimeoutError as NoDialog
 
+    closing = page.locator(PANEL).get_attribute("id")
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).click()
     page.locator(".lm-Menu-item:not(.lm-mod-disabled) .lm-Menu-itemLabel",
                  has_text=re.compile(r"^Close and Shut Down Notebook")).click()
@@ -53,7 +54,7 @@ def close_and_shut_down(page) -> None:
         accept.click(timeout=3000)
     except NoDialog:
         pass  # it closed without asking (nothing unsaved to confirm)
-    page.wait_for_selector(PANEL, state="detached", timeout=10_000)
+    page.wait_for_selector(f"[id='{closing}']", state="detached", timeout=10_000)
 
 
 def chat_by_hand(page) -> None:

@@ -31,6 +31,7 @@ def test_html_leaves_out_a_meaningless_index_and_says_a_repeated_value_once():
     shown = tables.html(ROWS)
     assert ">0<" not in shown and ">2<" not in shown  # no 0..n row numbers
     assert shown.count("agent-runtime") == 1 and "policy: agent-runtime" in shown
+    assert ">condition<" not in tables.html(ROWS.assign(condition=""))  # a column of blanks says nothing
     named = tables.html(ROWS.set_index("sid"))
     assert ">A<" in named and ">sid<" in named  # an index that names rows is kept
 
