@@ -33,7 +33,7 @@ def stand_in_cues_text(indent: str = "  ") -> str:
 Invoker = Callable[[str, str, str, Callable[[dict], None], Callable[[], bool]], dict]
 
 
-@dataclass
+@dataclass(repr=False)
 class Turn:
     role: str  # "user", "agent" or "system"
     text: str
@@ -42,6 +42,13 @@ class Turn:
     # The agent's streamed text, by progress line: the last of it is usually the answer itself,
     # which the turn's text already shows.
     said: dict[int, str] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        first = (self.text.strip().splitlines() or [""])[0]
+        more = " ..." if len(self.text.strip().splitlines()) > 1 else ""
+        return f"{_LABELS[self.role][0]}: {first}{more}"
+
+    __str__ = __repr__
 
     def _repr_markdown_(self) -> str:
         # What a notebook cell that sends a message shows: the message, as the chat shows it.

@@ -79,13 +79,25 @@ class AgentOutput(dict):
     def result(self) -> str:
         return self.get("result") or ""
 
-    def _repr_markdown_(self) -> str:
+    def _footer(self, code=lambda text: text) -> str:
         meta = self.get("metadata") or {}
         files = ", ".join(f.get("file_name", "?") for f in meta.get("uploaded_files") or []) or "none"
-        state = "succeeded" if self.get("success") else "**failed**"
-        return (f"{self.result}\n\n---\n*{state} in {self.seconds:.1f}s; actor `{self.get('actor_id')}`, session "
-                f"`{self.get('session_id')}`; {meta.get('num_turns')} model turn(s); memory "
-                f"{'on' if meta.get('memory_enabled') else 'off'}; files uploaded: {files}*")
+        state = "succeeded" if self.get("success") else ("stopped" if self.get("stopped") else "failed")
+        return (f"{state} in {self.seconds:.1f}s; actor {code(self.get('actor_id'))}, session "
+                f"{code(self.get('session_id'))}; {meta.get('num_turns')} model turn(s); memory "
+                f"{'on' if meta.get('memory_enabled') else 'off'}; files uploaded: {files}")
+
+    def __repr__(self) -> str:
+        # The answer and one line about the call, for a terminal; the document itself is `dict(output)`.
+        return f"{self.result}\n---\n{self._footer()}"
+
+    __str__ = __repr__
+
+    def _repr_markdown_(self) -> str:
+        footer = self._footer(lambda text: f"`{text}`")
+        if not self.get("success"):
+            footer = footer.replace("failed", "**failed**", 1)
+        return f"{self.result}\n\n---\n*{footer}*"
 
 
 def iter_sse(stream) -> Iterator[tuple[str, str]]:
