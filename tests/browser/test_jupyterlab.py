@@ -212,7 +212,7 @@ def test_05_answer_keeps_the_line_breaks_of_the_ls_output(notebook_05):
     # One line per file: the row of `hello.py` stands alone, as `ls -la` printed it.
     assert any(re.search(r"(?m)^-[rwx-]{9}.*\bhello\.py\s*$", t) for t in texts), texts[0][:600]
     # The follow-up's second question is answered too: the earlier request, quoted, in the same answer.
-    assert any(re.search(r'Earlier in this conversation you asked[^\n]*\n(?:1\.\s*)?"Create a file hello\.py', t)
+    assert any(re.search(r'Earlier in this conversation you asked[^\n]*\s*(?:1\.\s*)?"Create a file hello\.py', t)
                for t in texts), texts[0][-600:]
 
 
