@@ -6,6 +6,7 @@ person (WorkshopError, AWS errors, bad usage) print as one line on stderr, never
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
 import sys
@@ -42,8 +43,15 @@ def _print_table(title: str, df) -> None:
     if df is None or len(df) == 0:
         print("  (none)")
         return
-    # As wide as the terminal (or 100 columns in a pipe): long values wrap within their column.
-    print(tables.text(df, width=shutil.get_terminal_size((100, 24)).columns))
+    print(tables.text(df, width=_width()))
+
+
+def _width() -> int:
+    """The terminal's width, so long values wrap within their column; in a pipe (no COLUMNS set), no limit,
+    so that each row stays one line for grep and the like (as ls and git do)."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return shutil.get_terminal_size((100, 24)).columns
+    return 100_000
 
 
 _FENCE = re.compile(r"^```[^\n]*\n(.*?)(?:^```[ \t]*$\n?|\Z)", re.DOTALL | re.MULTILINE)
@@ -175,8 +183,9 @@ def history(target, region, actor, session) -> int:
     """Show a session's short-term turns (AgentCore Memory events)."""
     from . import memory
 
-    _print_table(f"Turns of {actor} in {session} (oldest first)",
-                 memory.events_df(_settings(target, region), actor, session))
+    turns = memory.events_df(_settings(target, region), actor, session)
+    turns["text"] = turns["text"].map(terminal_text)
+    _print_table(f"Turns of {actor} in {session} (oldest first)", turns)
     return 0
 
 

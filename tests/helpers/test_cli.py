@@ -76,13 +76,16 @@ def test_deploy_invoke_inspect_download_and_cleanup_from_the_command_line(fresh_
     assert chat.stdout.count("agent> ") == 1 and "hello.py" in chat.stdout
 
     history = run_cli("history", "cli-user", "cli-session", env=env)
-    assert "create hello.py that prints hello" in history.stdout
+    assert "create hello.py that prints hello" in history.stdout and "```" not in history.stdout
+    narrow = run_cli("history", "cli-user", "cli-session", env={**env, "COLUMNS": "80"})
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80, narrow.stdout
 
     memories = run_cli("memories", "cli-user", env=env)
     assert memories.returncode == 0 and "facts of cli-user" in memories.stdout
 
-    info = run_cli("info", env=env)
+    info = run_cli("info", env={**env, "COLUMNS": "100"})
     assert "runtime status" in info.stdout and "READY" in info.stdout and "memory id" in info.stdout
+    assert max(len(line) for line in info.stdout.splitlines()) <= 100, info.stdout
 
     download = run_cli("download", "cli-user", "cli-session", env=env)
     assert download.returncode == 0 and "hello.py" in download.stdout
