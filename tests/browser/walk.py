@@ -39,24 +39,6 @@ def screens(page, stem: str) -> int:
             return n
 
 
-def close_and_shut_down(page) -> None:
-    """File > Close and Shut Down Notebook: one notebook open at a time, and its kernel stopped."""
-    import re
-
-    from playwright.sync_api import TimeoutError as NoDialog
-
-    closing = page.locator(PANEL).get_attribute("id")
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).click()
-    page.locator(".lm-Menu-item:not(.lm-mod-disabled) .lm-Menu-itemLabel",
-                 has_text=re.compile(r"^Close and Shut Down Notebook")).click()
-    accept = page.locator(".jp-Dialog .jp-mod-accept")
-    try:
-        accept.click(timeout=3000)
-    except NoDialog:
-        pass  # it closed without asking (nothing unsaved to confirm)
-    page.wait_for_selector(f"[id='{closing}']", state="detached", timeout=10_000)
-
-
 def chat_by_hand(page) -> None:
     chat = _chat(page)
     for message in ("What files are in the workspace?", "What did I ask you before?"):
@@ -108,7 +90,6 @@ def main() -> int:
                                            "too_wide": too_wide(page), "reprs": helpers_reprs(page),
                                            "screens": screens(page, notebook.stem)}
                 print(notebook.stem, json.dumps(findings[notebook.stem]), flush=True)
-                close_and_shut_down(page)
             browser.close()
     finally:
         server.stop()
