@@ -11,6 +11,7 @@ from .config import Settings
 from .errors import WorkshopError
 
 QUIT = "/quit"
+WORKING = "working ... (starting the session's agent: a session's first message takes a few seconds)"
 
 # What the local stand-in model (emulator/bedrock/models.py) acts on; the README, the CLI's help and
 # 07_chat show this list, and tests/helpers/test_chat.py sends each example to the stand-in itself.
@@ -32,7 +33,7 @@ def stand_in_cues_text(indent: str = "  ") -> str:
 Invoker = Callable[[str, str, str, Callable[[dict], None], Callable[[], bool]], dict]
 
 
-@dataclass
+@dataclass(repr=False)
 class Turn:
     role: str  # "user", "agent" or "system"
     text: str
@@ -41,6 +42,13 @@ class Turn:
     # The agent's streamed text, by progress line: the last of it is usually the answer itself,
     # which the turn's text already shows.
     said: dict[int, str] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        first = (self.text.strip().splitlines() or [""])[0]
+        more = " ..." if len(self.text.strip().splitlines()) > 1 else ""
+        return f"{_LABELS[self.role][0]}: {first}{more}"
+
+    __str__ = __repr__
 
     def _repr_markdown_(self) -> str:
         # What a notebook cell that sends a message shows: the message, as the chat shows it.
@@ -63,6 +71,13 @@ class ChatSession:
         self._guard = threading.Lock()
         self.listeners: list[Callable[[], None]] = []
 
+    def __repr__(self) -> str:
+        state = "ended" if self.closed else ("busy" if self.busy else "open")
+        said = sum(t.role in ("user", "agent") for t in self.history)
+        return f"chat as {self.actor_id} in session {self.session_id}: {state}, {said} message(s)"
+
+    __str__ = __repr__
+
     # -- what a person does ------------------------------------------------------------------
     def send(self, text: str) -> Turn | None:
         """Send one message; returns the agent's turn (None for an empty message or after /quit)."""
@@ -79,7 +94,9 @@ class ChatSession:
         self._stop.clear()
         self._add(Turn("user", text))
         # The reply is in the history from the start, so its progress lines show while the agent works.
-        reply = self._add(Turn("agent", "working ..."))
+        # What it is waiting for, said at once: a cold session shows no step for the seconds its agent
+        # takes to start.
+        reply = self._add(Turn("agent", WORKING))
         output = None
         try:
             output = self.invoker(text, self.actor_id, self.session_id,
@@ -128,6 +145,8 @@ class ChatSession:
     def _progress(self, reply: Turn, event: dict) -> None:
         line = describe_event(event)
         if line:
+            if reply.text == WORKING:
+                reply.text = "working ..."  # the agent has started: the steps say what it does
             if event.get("type") == "text":
                 reply.said[len(reply.progress)] = str(event.get("text", "")).strip()
             reply.progress.append(line)

@@ -6,6 +6,9 @@ person (WorkshopError, AWS errors, bad usage) print as one line on stderr, never
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -34,14 +37,32 @@ def target_options(command: Callable) -> Callable:
 
 
 def _print_table(title: str, df) -> None:
-    import pandas as pd
+    from . import tables
 
     print(f"\n{title}")
     if df is None or len(df) == 0:
         print("  (none)")
         return
-    with pd.option_context("display.max_colwidth", 120, "display.width", 200):
-        print(df.to_string(index=False))
+    print(tables.text(df, width=_width()))
+
+
+def _width() -> int:
+    """The terminal's width, so long values wrap within their column; in a pipe (no COLUMNS set), no limit,
+    so that each row stays one line for grep and the like (as ls and git do)."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return shutil.get_terminal_size((100, 24)).columns
+    return 100_000
+
+
+_FENCE = re.compile(r"^```[^\n]*\n(.*?)(?:^```[ \t]*$\n?|\Z)", re.DOTALL | re.MULTILINE)
+
+
+def terminal_text(text: str, indent: str = "    ") -> str:
+    """Markdown fences (the agent's tool output) as indented blocks: a terminal does not render Markdown."""
+    def block(match: re.Match) -> str:
+        return "".join(f"{indent}{line}\n" for line in match.group(1).rstrip("\n").split("\n"))
+
+    return _FENCE.sub(block, text).rstrip("\n")
 
 
 # A fixed width: help reads the same in a terminal, a notebook and a pipe, with summaries left whole.
@@ -145,7 +166,7 @@ def run_invoke(settings: Settings, prompt: str | None, actor: str, session: str 
             prompts.append(line)
         output = invoking.invoke(settings, prompts.pop(0), actor, session)
         meta = output.get("metadata") or {}
-        print(f"\nagent> {output.result}\n")
+        print(f"\nagent> {terminal_text(output.result)}\n")
         print(f"  {'ok' if output.get('success') else 'FAILED'} in {output.seconds:.1f}s, "
               f"{meta.get('num_turns')} turns, memory {'on' if meta.get('memory_enabled') else 'off'}")
         for f in meta.get("uploaded_files") or []:
@@ -162,8 +183,9 @@ def history(target, region, actor, session) -> int:
     """Show a session's short-term turns (AgentCore Memory events)."""
     from . import memory
 
-    _print_table(f"Turns of {actor} in {session} (oldest first)",
-                 memory.events_df(_settings(target, region), actor, session))
+    turns = memory.events_df(_settings(target, region), actor, session)
+    turns["text"] = turns["text"].map(terminal_text)
+    _print_table(f"Turns of {actor} in {session} (oldest first)", turns)
     return 0
 
 

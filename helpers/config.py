@@ -19,7 +19,7 @@ PREFIX_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 PREFIX_MAX = 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     """Everything a helper needs to know about where it runs. Build it with `load()`."""
 
@@ -40,6 +40,36 @@ class Settings:
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
+
+    def summary(self) -> list[tuple[str, str]]:
+        """(what, value) pairs a person checks before running anything: where, and under which names."""
+        where = f"local (the emulator at {self.endpoint_url})" if self.is_local else "aws (your account)"
+        rows = [("target", where), ("region", self.region), ("stack", self.stack_name),
+                ("memory", f"{self.memory_name} (its id in SSM {self.memory_id_parameter})"),
+                ("runtime", self.runtime_name), ("model", self.model_id), ("local state", str(self.state_dir))]
+        if self.prefix:
+            rows.append(("name prefix", self.prefix))
+        return rows
+
+    def __repr__(self) -> str:
+        # Short, for a terminal and a log: the full picture is summary() (and the notebook's table).
+        where = f"local {self.endpoint_url}" if self.is_local else "aws"
+        return f"<Settings {where}, region {self.region}, stack {self.stack_name}>"
+
+    def __str__(self) -> str:
+        width = max(len(what) for what, _ in self.summary())
+        return "\n".join(f"{what:<{width}}  {value}" for what, value in self.summary())
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(f"<tr><th style='{_CELL};font-weight:bold'>{html.escape(what)}</th>"
+                       f"<td style='{_CELL}'>{html.escape(value)}</td></tr>" for what, value in self.summary())
+        return f"<table style='border-collapse:collapse;width:auto;max-width:100%'>{rows}</table>"
+
+
+# The look of helpers.tables, without importing pandas for six rows.
+_CELL = "text-align:left;vertical-align:top;padding:1px 8px;white-space:pre-wrap;overflow-wrap:anywhere"
 
 
 # Claude through a cross-region inference profile: its id starts with the region's geography.

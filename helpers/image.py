@@ -28,7 +28,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -89,6 +89,21 @@ class ImageBuild:
                 f"method **{self.method}**: {self.reason}  \n"
                 f"{state}; image digest `{self.image_digest}`; context `{self.context_digest[:19]}...` "
                 f"({self.files} files); {self.seconds:.1f}s")
+
+
+class BuildMethod(NamedTuple):
+    """The build method chosen for a target, and why; unpacks as `(method, why)`."""
+
+    method: str
+    why: str
+
+    def __repr__(self) -> str:
+        return f"{self.method}: {self.why}"
+
+    __str__ = __repr__
+
+    def _repr_markdown_(self) -> str:
+        return f"method **{self.method}**: {self.why}"
 
 
 # -- packing -----------------------------------------------------------------------------------
@@ -209,13 +224,13 @@ def docker_available(run: Callable = subprocess.run) -> tuple[bool, str]:
 
 
 def choose_method(settings: Settings, method: str = "auto",
-                  docker_check: Callable[[], tuple[bool, str]] = docker_available) -> tuple[str, str]:
-    """(method, why) for this target; an explicit method is checked against the target."""
+                  docker_check: Callable[[], tuple[bool, str]] = docker_available) -> BuildMethod:
+    """The method for this target and why; an explicit method is checked against the target."""
     if method not in METHODS:
         raise ConfigError(f"method={method!r} is not a build method.", hint=f"Use one of {', '.join(METHODS)}.")
     if settings.is_local:
         if method in ("auto", "local"):
-            return "local", ("TARGET=local: the context is packed and recorded in the emulator's ECR; "
+            return BuildMethod("local", "TARGET=local: the context is packed and recorded in the emulator's ECR; "
                              "the emulator runs it without a container engine")
         raise ConfigError(f"method={method!r} cannot build for TARGET=local: the emulator's ECR is not a "
                           "registry Docker or CodeBuild can push to.", hint="Use method='local' (or 'auto').")
@@ -223,11 +238,11 @@ def choose_method(settings: Settings, method: str = "auto",
         raise ConfigError("method='local' only works with TARGET=local: AWS runs real container images.",
                           hint="Use 'codebuild', 'docker' or 'auto'.")
     if method != "auto":
-        return method, "asked for explicitly"
+        return BuildMethod(method, "asked for explicitly")
     ok, why = docker_check()
     if ok:
-        return "docker", f"{why}: build for {PLATFORM} with buildx and push"
-    return "codebuild", f"{why} (as in SageMaker Studio): the stack's CodeBuild project builds on ARM64"
+        return BuildMethod("docker", f"{why}: build for {PLATFORM} with buildx and push")
+    return BuildMethod("codebuild", f"{why} (as in SageMaker Studio): the stack's CodeBuild project builds on ARM64")
 
 
 # -- the one entry point -----------------------------------------------------------------------

@@ -43,6 +43,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9]+")
 # session down in up to 15 s, devguide runtime-lifecycle-settings).
 CONFLICT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0)
 _SESSIONS_LOCK = threading.Lock()
+STARTING = "starting the session's agent... (a session's first call takes a few seconds; later ones answer at once)"
 
 
 def _data_client(settings: Settings):
@@ -80,13 +81,25 @@ class AgentOutput(dict):
     def result(self) -> str:
         return self.get("result") or ""
 
-    def _repr_markdown_(self) -> str:
+    def _footer(self, code=lambda text: text) -> str:
         meta = self.get("metadata") or {}
         files = ", ".join(f.get("file_name", "?") for f in meta.get("uploaded_files") or []) or "none"
-        state = "succeeded" if self.get("success") else "**failed**"
-        return (f"{self.result}\n\n---\n*{state} in {self.seconds:.1f}s; actor `{self.get('actor_id')}`, session "
-                f"`{self.get('session_id')}`; turns {meta.get('num_turns')}; memory "
-                f"{'on' if meta.get('memory_enabled') else 'off'}; files uploaded: {files}*")
+        state = "succeeded" if self.get("success") else ("stopped" if self.get("stopped") else "failed")
+        return (f"{state} in {self.seconds:.1f}s; actor {code(self.get('actor_id'))}, session "
+                f"{code(self.get('session_id'))}; {meta.get('num_turns')} model turn(s); memory "
+                f"{'on' if meta.get('memory_enabled') else 'off'}; files uploaded: {files}")
+
+    def __repr__(self) -> str:
+        # The answer and one line about the call, for a terminal; the document itself is `dict(output)`.
+        return f"{self.result}\n---\n{self._footer()}"
+
+    __str__ = __repr__
+
+    def _repr_markdown_(self) -> str:
+        footer = self._footer(lambda text: f"`{text}`")
+        if not self.get("success"):
+            footer = footer.replace("failed", "**failed**", 1)
+        return f"{self.result}\n\n---\n*{footer}*"
 
 
 def iter_sse(stream) -> Iterator[tuple[str, str]]:
@@ -167,7 +180,7 @@ def continuity(output: AgentOutput, after: AgentOutput | None = None) -> dict:
     restored = [f for e in output.events if e.get("type") == "files_restored" for f in e.get("files") or []]
     meta = output.get("metadata") or {}
     context = meta.get("memory_context") or {}
-    return {
+    return Continuity({
         "actor_id": output.get("actor_id"),
         "session_id": output.get("session_id"),
         "files_restored": restored,
@@ -181,7 +194,40 @@ def continuity(output: AgentOutput, after: AgentOutput | None = None) -> dict:
         **({"same_claude_conversation": bool(meta.get("resumed_from"))
             and meta.get("resumed_from") == (after.get("metadata") or {}).get("claude_session_id")}
            if after is not None else {}),
-    }
+    })
+
+
+class Continuity(dict):
+    """What `continuity()` found, as a dict (tests and records read it) that reads as sentences in a notebook."""
+
+    def lines(self) -> list[str]:
+        restored = ", ".join(self.get("files_restored") or []) or "none"
+        uploaded = ", ".join(str(f) for f in self.get("files_uploaded") or []) or "none"
+        claude = self.get("claude_session_id") or "unknown"
+        if self.get("resumed_from"):
+            resumed = f"resumed Claude conversation {self['resumed_from']}"
+            if "same_claude_conversation" in self:
+                resumed += (" (the earlier call's: the same conversation)" if self["same_claude_conversation"]
+                            else " (not the earlier call's)")
+        else:
+            resumed = f"started a new Claude conversation {claude}"
+        return [
+            f"actor {self.get('actor_id')}, session {self.get('session_id')}",
+            f"files restored from the session: {restored}",
+            f"memory given to the agent: {self.get('turns_remembered', 0)} earlier message(s), "
+            f"{self.get('facts', 0)} fact(s), {self.get('preferences', 0)} preference(s), "
+            f"{self.get('summaries', 0)} summary(ies)",
+            resumed,
+            f"files uploaded after this call: {uploaded}",
+        ]
+
+    def __repr__(self) -> str:
+        return "\n".join(self.lines())
+
+    __str__ = __repr__
+
+    def _repr_markdown_(self) -> str:
+        return "\n".join(f"- {line}" for line in self.lines())
 
 
 def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, stream: bool = True,
@@ -210,6 +256,8 @@ def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, s
         if version is not None and restart_outdated:
             _restart_if_outdated(settings, client, runtime_arn, rsid, version, bar, on_event)
         started = time.monotonic()
+        # Said at once: a cold session shows nothing else for the seconds its agent takes to start.
+        bar.update(STARTING)
         answer = _invoke_once_reached(client, bar, rsid, dict(
             agentRuntimeArn=runtime_arn, runtimeSessionId=rsid, payload=json.dumps(payload).encode(),
             contentType="application/json", accept="text/event-stream" if stream else "application/json"))

@@ -61,14 +61,52 @@ def log_events(settings: Settings | Deployment, *, minutes: float = 60, limit: i
     return sorted(events, key=lambda e: (e["timestamp"], e.get("eventId", "")))
 
 
-def logs_df(settings: Settings | Deployment, *, minutes: float = 60, tail: int = 50, pattern: str | None = None):
-    """The last `tail` log lines of the runtime: time, session stream, and the message."""
+def logs_df(settings: Settings | Deployment, actor_id: str, session_id: str, *, minutes: float = 240,
+            tail: int = 50):
+    """The agent's own events for one actor and session, the last `tail` of them: time, invocation, event, detail.
+
+    Read from the JSON line the agent logs for each step; the log group's other lines (the web server's
+    access log, the SDK's chatter) and other sessions' events are left out.
+    """
     import pandas as pd
 
-    rows = [{"time": pd.Timestamp(e["timestamp"], unit="ms", tz="UTC"),
-             "stream": e.get("logStreamName", "").rsplit("]", 1)[-1],
-             "message": e["message"].rstrip()} for e in log_events(settings, minutes=minutes, pattern=pattern)]
-    return pd.DataFrame(rows[-tail:], columns=["time", "stream", "message"]).reset_index(drop=True)
+    events = agent_events(settings, actor_id, session_id, minutes=minutes)
+    numbers: dict[str, int] = {}
+    rows = []
+    for doc in events:
+        number = numbers.setdefault(doc.get("invocation_id", "?"), len(numbers) + 1)
+        rows.append({"time": pd.Timestamp(doc.get("time", 0), unit="s", tz="UTC").floor("ms").tz_convert(None),
+                     "invocation": number, "event": doc.get("agent_event"), "detail": event_detail(doc)})
+    return pd.DataFrame(rows[-tail:] if tail else rows,
+                        columns=["time", "invocation", "event", "detail"]).reset_index(drop=True)
+
+
+# The keys every agent event carries; the rest is what the event is about.
+_COMMON = {"agent_event", "time", "invocation_id", "actor_id", "session_id"}
+
+
+def event_detail(doc: dict) -> str:
+    """What one of the agent's events says, in a few words (its text whole, line breaks kept)."""
+    kind = doc.get("agent_event")
+    if kind == "started":
+        return f"prompt: {doc.get('prompt', '')}"
+    if kind == "tool_use":
+        return f"{doc.get('tool')} {doc.get('target') or ''}".strip()
+    if kind == "tool_result":
+        return f"{doc.get('tool')} {'failed' if doc.get('is_error') else 'done'}"
+    if kind in ("text", "status"):
+        return str(doc.get("text") if kind == "text" else doc.get("message") or "")
+    if kind == "files_restored":
+        return f"{doc.get('files', 0)} file(s) restored from the session"
+    if kind == "memory":
+        return (f"{doc.get('turns', 0)} earlier message(s), {doc.get('facts', 0)} fact(s), "
+                f"{doc.get('preferences', 0)} preference(s), {doc.get('summaries', 0)} summary(ies)")
+    if kind == "file_uploaded":
+        return f"{doc.get('file_name')} -> {doc.get('s3_url') or doc.get('s3_key') or ''}".rstrip(" ->")
+    if kind == "finished":
+        ms = doc.get("duration_ms")
+        return f"{'succeeded' if doc.get('success') else 'failed'}" + (f" in {ms / 1000:.1f}s" if ms else "")
+    return ", ".join(f"{k}={v}" for k, v in doc.items() if k not in _COMMON)
 
 
 def agent_events(settings: Settings | Deployment, actor_id: str, session_id: str, *, minutes: float = 240) -> list[dict]:
@@ -100,9 +138,15 @@ def timeline(events: list[dict]) -> list[dict]:
         turn, boundary, open_tools = 0, None, {}
         prompt = next((e.get("prompt") for e in evs if e.get("prompt")), "")
 
-        def add(step, detail, start, end):
-            rows.append({"invocation": number, "prompt": prompt[:60], "step": step, "detail": detail,
-                         "start_s": round(start - t0, 3), "duration_s": round(max(end - start, 0.0), 3)})
+        def add(step, detail, start, end, at=None):
+            row = {"invocation": number, "step": step, "detail": detail,
+                   "start_s": round(start - t0, 3), "duration_s": round(max(end - start, 0.0), 3)}
+            if at is None:
+                rows.append(row)
+            else:
+                rows.insert(at, row)
+
+        first_row = len(rows)
 
         for e in evs:
             kind = e.get("agent_event")
@@ -126,7 +170,8 @@ def timeline(events: list[dict]) -> list[dict]:
                            key=lambda r: r["start_s"] + r["duration_s"], default=None)
                 end_of_last = t0 + (last["start_s"] + last["duration_s"] if last else 0)
                 add("save", "upload changed files, save the turn to memory", end_of_last, e["time"])
-                add("whole invocation", "", t0, e["time"])
+                # First, so the prompt heads its steps instead of repeating on every row.
+                add("whole invocation", f"prompt: {prompt}" if prompt else "", t0, e["time"], at=first_row)
     return rows
 
 
@@ -135,7 +180,7 @@ def timeline_df(settings: Settings | Deployment, actor_id: str, session_id: str)
     import pandas as pd
 
     return pd.DataFrame(timeline(agent_events(settings, actor_id, session_id)),
-                        columns=["invocation", "prompt", "step", "detail", "start_s", "duration_s"])
+                        columns=["invocation", "step", "detail", "start_s", "duration_s"])
 
 
 def timeline_plot(df):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
+from dataclasses import dataclass
 from typing import Iterable
 
 from botocore.exceptions import ClientError
@@ -55,6 +57,7 @@ def get_or_create_memory(settings: Settings, *, timeout: float | None = None, pr
     control = _client("bedrock-agentcore-control", settings)
     timeout = timeout if timeout is not None else (120.0 if settings.is_local else 900.0)
     stale = None
+    started = time.monotonic()  # the wait's time counts the create call too
     stored = _stored_id(settings)
     memory = _get(control, stored) if stored else None
     if stored and (memory is None or memory["status"] in ("DELETING", "FAILED")):
@@ -65,7 +68,7 @@ def get_or_create_memory(settings: Settings, *, timeout: float | None = None, pr
     if memory is None:
         memory = _create(control, settings, stale)
     if memory["status"] != "ACTIVE":
-        memory = _wait_active(control, memory["id"], timeout, progress, settings.is_local)
+        memory = _wait_active(control, memory["id"], timeout, progress, settings.is_local, since=started)
     if stored != memory["id"]:
         _client("ssm", settings).put_parameter(
             Name=settings.memory_id_parameter, Value=memory["id"], Type="String", Overwrite=True,
@@ -162,7 +165,8 @@ def _wait_gone(control, memory_id: str, local: bool) -> None:
     )
 
 
-def _wait_active(control, memory_id: str, timeout: float, progress: bool, local: bool) -> dict:
+def _wait_active(control, memory_id: str, timeout: float, progress: bool, local: bool,
+                 since: float | None = None) -> dict:
     return waiters.wait_for(
         f"memory {memory_id} to be ACTIVE",
         lambda: control.get_memory(memoryId=memory_id)["memory"],
@@ -171,7 +175,7 @@ def _wait_active(control, memory_id: str, timeout: float, progress: bool, local:
                           if m["status"] in ("FAILED", "DELETING") else None),
         describe=lambda m: m["status"],
         timeout=timeout, interval=0.5 if local else 5.0,
-        progress=progress,
+        progress=progress, since=since,
     )
 
 
@@ -289,7 +293,11 @@ def events_df(settings: Settings, actor_id: str, session_id: str):
 
 
 def sessions_df(settings: Settings, actor_id: str):
-    """The actor's sessions, oldest first: session id, when it started, how many events it holds."""
+    """The actor's sessions, oldest first: when each started and last changed, its events and its messages.
+
+    The two counts differ: an event may hold several messages (the agent saves a user message and its
+    answer as one event), and the turns table has one row per message.
+    """
     mid = memory_id(settings)
     data = _data(settings)
     summaries = [s for page in data.get_paginator("list_sessions").paginate(memoryId=mid, actorId=actor_id)
@@ -297,11 +305,12 @@ def sessions_df(settings: Settings, actor_id: str):
     rows = []
     for summary in summaries:
         events = [e for page in data.get_paginator("list_events").paginate(
-            memoryId=mid, actorId=actor_id, sessionId=summary["sessionId"], includePayloads=False)
+            memoryId=mid, actorId=actor_id, sessionId=summary["sessionId"], includePayloads=True)
             for e in page.get("events", [])]
         rows.append({"session_id": summary["sessionId"], "started": summary["createdAt"], "events": len(events),
+                     "messages": sum(len(e.get("payload") or []) for e in events),
                      "last_event": max((e["eventTimestamp"] for e in events), default=None)})
-    return tables.frame(rows, ["session_id", "started", "last_event", "events"], sort_by="started")
+    return tables.frame(rows, ["session_id", "started", "last_event", "events", "messages"], sort_by="started")
 
 
 def add_turns(settings: Settings, actor_id: str, session_id: str, turns: Iterable[tuple[str, str]]) -> int:
@@ -321,7 +330,9 @@ def add_turns(settings: Settings, actor_id: str, session_id: str, turns: Iterabl
 # A short conversation in which a user states facts and preferences (notebook 06 writes it).
 SAMPLE_TURNS = [
     ("USER", "Hi! I'm Dana, a backend developer. I work on a Flask service that talks to Postgres."),
-    ("ASSISTANT", "I created app.py with a /health endpoint."),
+    # The assistant only acknowledges: a claim such as "I created app.py" would become a fact of this
+    # actor that later chats are given as context, about a file that exists nowhere.
+    ("ASSISTANT", "Got it: a Flask service on Postgres."),
     ("USER", "I prefer pytest over unittest. Always add type hints. Never use print for logging."),
     ("ASSISTANT", "Understood: pytest, type hints, and the logging module."),
     ("USER", "Our team deploys to Amazon ECS every Friday."),
@@ -329,17 +340,49 @@ SAMPLE_TURNS = [
 ]
 
 
+@dataclass(frozen=True)
+class ConversationWritten:
+    """What `ensure_conversation` wrote into a session, and what the session holds now."""
+
+    actor_id: str
+    session_id: str
+    added: int
+    already: int
+    messages: int
+
+    def __str__(self) -> str:
+        done = (f"wrote {self.added} message(s)" if self.added else "wrote nothing")
+        kept = f", {self.already} were already there" if self.already else ""
+        return (f"Session {self.session_id} of {self.actor_id}: {done}{kept}; "
+                f"it holds {self.messages} message(s).")
+
+    __repr__ = __str__
+
+    def _repr_markdown_(self) -> str:
+        return str(self).replace(self.session_id, f"`{self.session_id}`", 1)
+
+
 def ensure_conversation(settings: Settings, actor_id: str, session_id: str,
-                        turns: Iterable[tuple[str, str]] = tuple(SAMPLE_TURNS)):
-    """The session's turns, with `turns` added once: turns already there (e.g. from notebook 05) are
-    kept, and a turn whose text the session already holds is not written again."""
+                        turns: Iterable[tuple[str, str]] = tuple(SAMPLE_TURNS)) -> ConversationWritten:
+    """Add `turns` to the session once: a turn whose text the session already holds is not written again."""
+    turns = [(role.upper(), text) for role, text in turns]
     existing = {(item["conversational"]["role"], item["conversational"]["content"].get("text"))
                 for event in _events(settings, actor_id, session_id)
                 for item in event.get("payload", []) if "conversational" in item}
-    missing = [(role.upper(), text) for role, text in turns if (role.upper(), text) not in existing]
+    missing = [turn for turn in turns if turn not in existing]
     if missing:
         add_turns(settings, actor_id, session_id, missing)
-    return events_df(settings, actor_id, session_id)
+    held = sum(len(e.get("payload") or []) for e in _events(settings, actor_id, session_id))
+    return ConversationWritten(actor_id, session_id, len(missing), len(turns) - len(missing), held)
+
+
+class RecordCounts(dict):
+    """How many records of each kind there are, by kind; reads as one line."""
+
+    def __repr__(self) -> str:
+        return "Records: " + ", ".join(f"{n} {kind}" for kind, n in self.items())
+
+    __str__ = __repr__
 
 
 # -- long-term memory: records ------------------------------------------------------------------
@@ -408,7 +451,7 @@ def record_counts(settings: Settings | Deployment, actor_id: str, session_id: st
 
 def wait_for_records(settings: Settings | Deployment, actor_id: str, session_id: str | None = None, *,
                      kinds: Iterable[str] = tuple(KINDS), minimum: int = 1, timeout: float | None = None,
-                     progress: bool = True) -> dict[str, int]:
+                     progress: bool = True) -> RecordCounts:
     """Wait until the strategies have written at least `minimum` records of each kind; the counts.
 
     Locally extraction runs a second after the last event; on AWS it takes a few minutes.
@@ -423,11 +466,11 @@ def wait_for_records(settings: Settings | Deployment, actor_id: str, session_id:
         every = record_counts(deployment, actor_id, session_id)
         return {k: every[k] for k in kinds}
 
-    return waiters.wait_for(
+    return RecordCounts(waiters.wait_for(
         f"long-term records of {actor_id}",
         counts,
         done=lambda c: all(n >= minimum for n in c.values()),
         describe=lambda c: ", ".join(f"{k} {n}" for k, n in c.items()),
         timeout=timeout, interval=0.5 if settings.is_local else 10.0, max_interval=2.0 if settings.is_local else 30.0,
         progress=progress,
-    )
+    ))

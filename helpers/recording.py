@@ -14,30 +14,31 @@ from typing import Any
 MEDIA_TYPE = "application/vnd.workshop.record+json"
 
 
-def record(name: str, value: Any) -> None:
-    """Show `value` and record it as `name`; outside a notebook, print its text."""
+def record(name: str, value: Any, *, says: str | None = None) -> None:
+    """Show `value` and record it as `name`; outside a notebook, print its text.
+
+    `says` is what the reader sees instead, for a value that is data for a check (a bool, a pair of
+    flags) and would show as a bare `True` or `(True, False)`.
+    """
     if not isinstance(name, str) or not name.isidentifier():
         from .errors import WorkshopError
 
         raise WorkshopError(f"record name {name!r} is not a plain name.", hint="Use letters, digits and '_'.")
-    bundle = {MEDIA_TYPE: {"name": name, "value": jsonable(value)}, "text/plain": repr(value)}
-    for method, media_type in (("_repr_html_", "text/html"), ("_repr_markdown_", "text/markdown")):
-        shown = getattr(value, method, None)
-        if callable(shown) and not isinstance(value, type):
-            text = shown()
-            if text is not None:
-                bundle[media_type] = text
     try:
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:  # helpers copied into a project without Jupyter
-        print(bundle["text/plain"])
+        print(says if says is not None else str(value))
         return
-    if get_ipython() is None:
-        print(bundle["text/plain"])
-    else:
-        display(bundle, raw=True)
-
+    shell = get_ipython()
+    if shell is None:
+        print(says if says is not None else str(value))
+        return
+    # The notebook's own formatters, so a recorded value looks as it would at the end of a cell
+    # (a DataFrame through helpers.tables, a result through its _repr_html_ or _repr_markdown_).
+    bundle = {"text/plain": says} if says is not None else shell.display_formatter.format(value)[0]
+    bundle[MEDIA_TYPE] = {"name": name, "value": jsonable(value)}
+    display(bundle, raw=True)
 
 def jsonable(value: Any) -> Any:
     """`value` as JSON data: tables as lists of rows, dataclasses as dicts, enums as their values."""

@@ -19,7 +19,8 @@ class Progress:
         if enabled and _in_notebook():
             from IPython.display import display
 
-            self._handle = display(f"{title} ...", display_id=True)
+            # Raw text/plain: a str given to display() shows as its repr, in quotes.
+            self._handle = display({"text/plain": f"{title} ..."}, raw=True, display_id=True)
 
     def update(self, text: str) -> None:
         if not self.enabled or text == self._last:
@@ -27,7 +28,7 @@ class Progress:
         self._last = text
         line = f"{self.title}: {text}"
         if self._handle is not None:
-            self._handle.update(line)
+            self._handle.update({"text/plain": line}, raw=True)
         else:
             print(line, file=sys.stderr, flush=True)
 
@@ -52,22 +53,28 @@ def wait_for(
     interval: float = 1.0,
     max_interval: float = 10.0,
     progress: bool = True,
+    since: float | None = None,
 ) -> Any:
     """Call `probe()` until `done(state)`; raise the error `failed(state)` names, or WaitTimeout.
 
     The interval grows by half each time up to `max_interval`, so quick things are seen quickly
-    and slow ones are not hammered.
+    and slow ones are not hammered. `since` (a `time.monotonic()` reading) is when the work being
+    awaited began, so the time shown counts the call that started it, not only the polling.
     """
     bar = Progress(f"Waiting for {what}", enabled=progress)
-    start = time.monotonic()
+    start = time.monotonic() if since is None else since
     state = None
+    first = True
     while True:
         state = probe()
         elapsed = time.monotonic() - start
-        bar.update(f"{describe(state)} ({elapsed:.0f}s)")
         if done(state):
-            bar.update(f"{describe(state)}, done in {elapsed:.1f}s")
+            # Done at the first look with no start given: nothing was awaited, so there is no time to
+            # report (a "done in 0.0s" after a long create call reads as a wrong figure).
+            bar.update(describe(state) if since is None and first else f"{describe(state)}, done in {elapsed:.1f}s")
             return state
+        first = False
+        bar.update(f"{describe(state)} ({elapsed:.0f}s)")
         problem = failed(state)
         if problem:
             raise_failure(problem)

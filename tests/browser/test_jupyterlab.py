@@ -27,7 +27,6 @@ COLUMN_PX = 1000  # the notebook column an output must fit
 HELPERS_REPR = re.compile(r"<helpers\.|\b(?:Settings|Turn|AgentOutput|CommandResult)\(")
 # The notebook in front: 05's tab stays open, hidden, while 07 runs.
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
-LATER = "issue 12 item {n}, after issue 9's typed outcomes"
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
 pytestmark = [
@@ -203,7 +202,6 @@ def test_05_outputs_fit_the_notebook_column(notebook_05):
     assert too_wide(notebook_05) == []
 
 
-@pytest.mark.xfail(reason=LATER.format(n=8), strict=True)
 def test_05_shows_no_python_repr_of_a_helpers_object(notebook_05):
     assert helpers_reprs(notebook_05) == []
 
@@ -213,6 +211,9 @@ def test_05_answer_keeps_the_line_breaks_of_the_ls_output(notebook_05):
     assert texts, "05 shows no answer that lists the workspace"
     # One line per file: the row of `hello.py` stands alone, as `ls -la` printed it.
     assert any(re.search(r"(?m)^-[rwx-]{9}.*\bhello\.py\s*$", t) for t in texts), texts[0][:600]
+    # The follow-up's second question is answered too: the earlier request, quoted, in the same answer.
+    assert any(re.search(r'Earlier in this conversation you asked[^\n]*\s*(?:1\.\s*)?"Create a file hello\.py', t)
+               for t in texts), texts[0][-600:]
 
 
 def test_07_after_run_all_the_chat_is_open_with_the_local_model_s_cues(notebook_07):
@@ -268,6 +269,5 @@ def test_07_outputs_fit_the_notebook_column(notebook_07):
     assert too_wide(notebook_07) == []
 
 
-@pytest.mark.xfail(reason=LATER.format(n=8), strict=True)
 def test_07_shows_no_python_repr_of_a_helpers_object(notebook_07):
     assert helpers_reprs(notebook_07) == []

@@ -298,3 +298,15 @@ def test_a_turn_shows_in_a_notebook_as_the_message_not_a_dataclass():
     reply = ChatSession(FakeAgent(), "alice", "s").send("create hello.py")
     shown = reply._repr_markdown_()
     assert shown.startswith("**agent**: done: create hello.py") and "`hello.py`" in shown and "Turn(" not in shown
+
+
+def test_a_turn_and_a_chat_read_as_plain_lines_not_python_reprs():
+    from helpers.chat import ChatSession, Turn
+
+    turn = Turn("agent", "Bash ls -la:\n```\ntotal 8\n```")
+    assert repr(turn) == "agent: Bash ls -la: ..." and "Turn(" not in str(turn)
+    session = ChatSession(lambda *args: {"success": True, "result": "ok"}, "alice", "s1")
+    session.send("hello")
+    assert repr(session) == "chat as alice in session s1: open, 2 message(s)"
+    session.send("/quit")
+    assert "ended" in repr(session)

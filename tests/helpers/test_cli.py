@@ -76,13 +76,16 @@ def test_deploy_invoke_inspect_download_and_cleanup_from_the_command_line(fresh_
     assert chat.stdout.count("agent> ") == 1 and "hello.py" in chat.stdout
 
     history = run_cli("history", "cli-user", "cli-session", env=env)
-    assert "create hello.py that prints hello" in history.stdout
+    assert "create hello.py that prints hello" in history.stdout and "```" not in history.stdout
+    narrow = run_cli("history", "cli-user", "cli-session", env={**env, "COLUMNS": "80"})
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80, narrow.stdout
 
     memories = run_cli("memories", "cli-user", env=env)
     assert memories.returncode == 0 and "facts of cli-user" in memories.stdout
 
-    info = run_cli("info", env=env)
+    info = run_cli("info", env={**env, "COLUMNS": "100"})
     assert "runtime status" in info.stdout and "READY" in info.stdout and "memory id" in info.stdout
+    assert max(len(line) for line in info.stdout.splitlines()) <= 100, info.stdout
 
     download = run_cli("download", "cli-user", "cli-session", env=env)
     assert download.returncode == 0 and "hello.py" in download.stdout
@@ -143,3 +146,11 @@ def test_make_lab_takes_a_port():
     assert "--ServerApp.port=8899" in out.stdout and "--ServerApp.port_retries=0" in out.stdout
     plain = subprocess.run(["make", "-n", "lab"], cwd=ROOT, capture_output=True, text=True)
     assert "--ServerApp.port" not in plain.stdout
+
+
+def test_the_agent_s_fenced_tool_output_prints_as_an_indented_block():
+    from helpers.cli import terminal_text
+
+    answer = "Bash ls -la:\n```\ntotal 8\n-rw-r--r-- 1 root root 21 hello.py\n```\nEarlier you asked:\n1. \"x\""
+    assert terminal_text(answer) == ("Bash ls -la:\n    total 8\n    -rw-r--r-- 1 root root 21 hello.py\n"
+                                     "Earlier you asked:\n1. \"x\"")

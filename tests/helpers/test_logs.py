@@ -5,7 +5,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from helpers.logs import timeline, timeline_plot  # noqa: E402
+from helpers.logs import event_detail, timeline, timeline_plot  # noqa: E402
 
 
 def _ev(kind, t, **extra):
@@ -31,7 +31,13 @@ def test_model_turns_and_tool_calls_get_their_own_start_and_duration():
     assert ("tool Write", "hello.py", 2.5, 0.25) in steps
     assert ("model turn", "turn 2", 2.75, 1.25) in steps
     assert ("save", "upload changed files, save the turn to memory", 4.0, 0.5) in steps
-    assert ("whole invocation", "", 0.0, 4.5) in steps
+    assert ("whole invocation", "prompt: create hello.py", 0.0, 4.5) in steps
+
+
+def test_the_prompt_heads_its_invocation_s_steps_once():
+    rows = timeline(EVENTS)
+    assert rows[0]["step"] == "whole invocation" and "prompt" not in rows[0]
+    assert sum("create hello.py" in r["detail"] for r in rows) == 1
 
 
 def test_invocations_are_numbered_in_order_and_timed_from_their_own_start():
@@ -66,3 +72,35 @@ def test_log_events_keep_the_newest_lines_when_there_are_more_than_the_limit(loc
     monkeypatch.setattr(logs, "log_group", lambda settings: group)
     tail = logs.log_events(config.load(), limit=100)
     assert [e["message"] for e in tail] == [f"line {i}" for i in range(total - 100, total)]
+
+
+def test_logs_df_shows_only_the_agent_s_own_events_of_the_session_asked_for(local_env, monkeypatch):
+    import json
+    import time as _time
+
+    from helpers import config, logs
+
+    group = "/aws/bedrock-agentcore/runtimes/events_test-0123456789-DEFAULT"
+    client = local_env.client("logs")
+    client.create_log_group(logGroupName=group)
+    client.create_log_stream(logGroupName=group, logStreamName="s")
+    now = _time.time() - 60
+    lines = ['INFO:     127.0.0.1:5 - "POST /invocations HTTP/1.1" 200 OK',
+             "2026-12-02 07:41:27,887 INFO claude_agent_sdk Using bundled Claude Code CLI"]
+    lines += [json.dumps(dict(e, time=now + i)) for i, e in enumerate(EVENTS)]
+    lines += [json.dumps(dict(EVENTS[0], session_id="another", time=now + 9))]
+    client.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
+        {"timestamp": int((now + i) * 1000), "message": m} for i, m in enumerate(lines)])
+    monkeypatch.setattr(logs, "log_group", lambda settings: group)
+    df = logs.logs_df(config.load(), "alice", "s")
+    assert list(df.columns) == ["time", "invocation", "event", "detail"]
+    assert list(df["event"]) == [e["agent_event"] for e in EVENTS]
+    assert list(df["detail"])[:3] == ["prompt: create hello.py", "Claude Code started", "Write hello.py"]
+    assert set(df["invocation"]) == {1}
+
+
+def test_an_event_s_detail_keeps_its_text_whole_with_its_line_breaks():
+    text = "Bash ls -la:\n```\n-rw-r--r-- 1 root root 21 hello.py\n```"
+    assert event_detail({"agent_event": "text", "text": text}) == text
+    assert event_detail({"agent_event": "tool_result", "tool": "Bash", "is_error": True}) == "Bash failed"
+    assert event_detail({"agent_event": "something_new", "time": 1, "a": 2}) == "a=2"

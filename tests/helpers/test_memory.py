@@ -120,21 +120,25 @@ def test_delete_memory_is_safe_to_repeat(settings):
 
 def test_events_df_shows_turns_oldest_first(settings):
     memory.get_or_create_memory(settings, progress=False)
-    df = memory.ensure_conversation(settings, "ana", "session-1", TURNS)
+    written = memory.ensure_conversation(settings, "ana", "session-1", TURNS)
+    assert (written.added, written.already, written.messages) == (4, 0, 4)
+    df = memory.events_df(settings, "ana", "session-1")
     assert list(df.columns) == ["time", "role", "text", "event_id"]
     assert list(df["role"]) == ["USER", "ASSISTANT", "USER", "ASSISTANT"]
     assert df["text"].iloc[0].startswith("I work at Acme")
     # Already there: not written twice.
-    assert len(memory.ensure_conversation(settings, "ana", "session-1", TURNS)) == 4
+    again = memory.ensure_conversation(settings, "ana", "session-1", TURNS)
+    assert (again.added, again.already, again.messages) == (0, 4, 4) and "wrote nothing" in str(again)
 
 
-def test_sessions_df_lists_each_session_with_its_event_count(settings):
+def test_sessions_df_counts_each_session_s_events_and_messages(settings):
     memory.get_or_create_memory(settings, progress=False)
     memory.add_turns(settings, "bo", "first", TURNS[:2])
     memory.add_turns(settings, "bo", "second", TURNS)
     df = memory.sessions_df(settings, "bo")
-    assert list(df.columns) == ["session_id", "started", "last_event", "events"]
+    assert list(df.columns) == ["session_id", "started", "last_event", "events", "messages"]
     assert list(df["session_id"]) == ["first", "second"] and list(df["events"]) == [2, 4]
+    assert list(df["messages"]) == [2, 4]  # add_turns writes one message per event
 
 
 def test_records_df_shows_each_kind_and_ranks_a_query(settings):

@@ -40,6 +40,14 @@ def test_a_recorded_value_is_shown_as_usual_and_read_back_as_data(shell):
     assert all(MEDIA_TYPE in o.data for o in captured.outputs)
 
 
+def test_a_value_for_a_check_can_show_as_a_sentence(shell):
+    with capture_output() as captured:
+        record("flags", (True, False), says="the second chat is closed; the first is open")
+    (shown,) = (o.data for o in captured.outputs)
+    assert shown["text/plain"] == "the second chat is closed; the first is open" and "text/html" not in shown
+    assert recorded(_as_notebook(captured))["flags"] == [True, False]
+
+
 def test_outside_a_notebook_a_recorded_value_is_printed(capsys):
     record("pushed_again", False)
     assert capsys.readouterr().out == "False\n"

@@ -55,3 +55,29 @@ def test_polling_backs_off():
                  max_interval=0.4, progress=False)
     # 0.1, 0.15, 0.225, 0.3375, 0.4 ... : fewer probes than a fixed 0.1 s interval would make.
     assert 3 <= len(calls) <= 7
+
+
+def test_in_a_notebook_the_status_line_is_plain_text_not_a_quoted_string(monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from helpers import waiters
+
+    monkeypatch.setattr(waiters, "_in_notebook", lambda: True)
+    shell = InteractiveShell.instance()
+    try:
+        with capture_output() as captured:
+            wait_for("thing T", lambda: "ACTIVE", done=lambda s: s == "ACTIVE")
+    finally:
+        InteractiveShell.clear_instance()
+    shown = [o.data["text/plain"] for o in captured.outputs]
+    assert shown == ["Waiting for thing T ...", "Waiting for thing T: ACTIVE"]  # no quotes around either
+
+
+def test_a_wait_done_at_once_reports_no_time_and_one_given_a_start_counts_from_it(capsys):
+    import time
+
+    wait_for("quick", lambda: "READY", done=lambda s: s == "READY")
+    assert capsys.readouterr().err.strip() == "Waiting for quick: READY"  # not "done in 0.0s"
+    wait_for("created", lambda: "READY", done=lambda s: s == "READY", since=time.monotonic() - 11.8)
+    assert "READY, done in 11.8s" in capsys.readouterr().err

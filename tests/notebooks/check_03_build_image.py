@@ -20,4 +20,4 @@ def pushes_the_agent_image_tagged_by_its_context(workshop, executed):
 
 @check("03_build_image")
 def building_again_pushes_nothing(workshop, executed):
-    assert recorded_value(executed, "pushed_again") is False
+    assert recorded_value(executed, "build_again")["pushed"] is False

@@ -6,10 +6,18 @@ from tests.support.notebooks import cell_text, recorded_value
 
 
 @check("06_inspect_memory")
-def shows_the_turns_of_05_and_its_own_conversation(workshop, executed):
+def the_sample_conversation_has_a_session_of_its_own(workshop, executed):
+    sample = cell_text(executed, "memory.events_df(settings, ACTOR_ID, SAMPLE_SESSION_ID)")
+    assert "I prefer pytest over unittest" in sample and "Create a file hello.py" not in sample
     turns = cell_text(executed, "memory.events_df(settings, ACTOR_ID, SESSION_ID)")
-    assert "Create a file hello.py" in turns  # notebook 05's first turn, reused
-    assert "USER" in turns and "ASSISTANT" in turns
+    assert "Create a file hello.py" in turns  # notebook 05's first turn
+    assert "USER" in turns and "ASSISTANT" in turns and "I prefer pytest" not in turns
+
+
+@check("06_inspect_memory")
+def the_sessions_table_says_what_each_count_counts(workshop, executed):
+    sessions = cell_text(executed, "memory.sessions_df(settings, ACTOR_ID)")
+    assert "events" in sessions and "messages" in sessions
 
 
 @check("06_inspect_memory")
@@ -19,7 +27,7 @@ def every_namespace_has_extracted_records(workshop, executed):
     summaries = cell_text(executed, 'records_df(settings, ACTOR_ID, "summaries"')
     assert "coding/user/workshop-user/facts" in facts and "The user" in facts
     assert "coding/user/workshop-user/preferences" in preferences and "prefers" in preferences
-    assert "coding/user/workshop-user/workshop-session-0001-claude-code-agent" in summaries
+    assert "coding/user/workshop-user/workshop-memory-sample-0001-claude-code" in summaries
 
 
 @check("06_inspect_memory")

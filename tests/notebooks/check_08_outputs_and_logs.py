@@ -17,7 +17,10 @@ def downloads_the_files_of_the_session(workshop, executed):
 
 @check("08_outputs_and_logs")
 def shows_the_runtime_logs_and_the_deployment(workshop, executed):
-    assert "agent_event" in cell_text(executed, "logs.logs_df(")
+    log = cell_text(executed, "logs.logs_df(")
+    # The agent's own events of 05's session, parsed: its prompt, its tool call; no server noise.
+    assert "prompt: Create a file hello.py" in log and "Write hello.py" in log
+    assert "POST /invocations" not in log and "agent_event" not in log
     deployment = cell_text(executed, "outputs.deployment_df(settings)")
     for field in ("runtime arn", "runtime status", "READY", "image", "memory id", "strategy facts", "bucket"):
         assert field in deployment
