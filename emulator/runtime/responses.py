@@ -21,6 +21,19 @@ from .proxy import CUSTOM_HEADER_PREFIX, SESSION_HEADER, USER_HEADER, forward
 DEFAULT_PAGE = 100
 
 
+def _summary(doc: dict, version: str | None = None) -> dict:
+    """A ListAgentRuntimes / ListAgentRuntimeVersions item without an empty description.
+
+    botocore's AgentRuntime shape gives `description` min length 1: "" is not a description, so a runtime made
+    without one is listed without it (emulator/core/conformance.py records the model's own contradiction:
+    it also lists the member as required).
+    """
+    item = summary_view(doc, version)
+    if not item.get("description"):
+        item.pop("description", None)
+    return item
+
+
 def _page(items: list, params: dict, key: str, operation: str) -> dict:
     return paginator.page(items, params, key, paginator.scope(operation, params), DEFAULT_PAGE)
 
@@ -52,13 +65,13 @@ class RuntimeResponses:
         return {"status": doc["status"], "agentRuntimeId": doc["id"], "agentRuntimeVersion": doc["latest"]}
 
     def list_agent_runtimes(self, params: dict, ctx: RequestContext) -> dict:
-        items = [summary_view(d) for d in self.store.list(ctx.account_id, ctx.region)]
+        items = [_summary(d) for d in self.store.list(ctx.account_id, ctx.region)]
         return _page(items, params, "agentRuntimes", "ListAgentRuntimes")
 
     def list_agent_runtime_versions(self, params: dict, ctx: RequestContext) -> dict:
         doc = self.store.get(params["agentRuntimeId"], ctx.account_id, ctx.region)
         versions = sorted(doc["versions"], key=int, reverse=True)
-        return _page([summary_view(doc, v) for v in versions], params, "agentRuntimes", "ListAgentRuntimeVersions")
+        return _page([_summary(doc, v) for v in versions], params, "agentRuntimes", "ListAgentRuntimeVersions")
 
     # -- endpoints ---------------------------------------------------------------------------
     def create_agent_runtime_endpoint(self, params: dict, ctx: RequestContext) -> dict:
