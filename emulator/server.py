@@ -39,6 +39,7 @@ MOTO_SERVICES = ("cloudformation", "s3", "ssm", "ecr", "iam", "sts", "logs", "co
 _CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _SIGV4 = "AWS4-HMAC-SHA256"
 REQUEST_ID_HEADER = "x-amzn-RequestId"
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class AuthError(ServiceError):
@@ -106,9 +107,11 @@ class EmulatorApp:
         environ["emulator.request_id"] = request_id
 
         def with_request_id(status, headers, exc_info=None):
-            # moto sends x-amzn-requestid for some services only (not for S3, which has x-amz-request-id).
+            # moto sends x-amzn-requestid, but as 52 random letters for most services; AWS's are UUIDs.
+            headers = [(name, value) for name, value in headers
+                       if name.lower() != "x-amzn-requestid" or _UUID.match(value)]
             if not any(name.lower() == "x-amzn-requestid" for name, _ in headers):
-                headers = [*headers, (REQUEST_ID_HEADER, request_id)]
+                headers.append((REQUEST_ID_HEADER, request_id))
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
         return self._dispatch(environ, with_request_id)
