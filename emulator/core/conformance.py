@@ -115,6 +115,11 @@ def _error_problems(op, model, status: int, error_type: str | None, body: bytes 
     service = op.service_model if op is not None else model
     shapes = {s.name: s for s in (op.error_shapes if op is not None else (service.error_shapes if service else []))}
     shape = shapes.get(code)
+    if shape is None and code == "ValidationException" and service is not None:
+        # AWS validates every operation's input against the model, so every operation can answer the service's
+        # ValidationException, listed in its errors or not (DeleteAgentRuntime's list omits it); AWS's
+        # common-errors reference lists it for all actions. Its body is held to the service's shape.
+        shape = next((s for s in service.error_shapes if s.name == code), None)
     if shape is None:
         if code in COMMON_ERRORS or (op is None and code == "UnknownOperationException"):
             # (UnknownOperationException is what a rest-json front end answers for a route no operation has.)

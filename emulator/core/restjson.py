@@ -123,7 +123,9 @@ class RestJsonService:
                 continue
             if any(key not in query for key in route.static_query):
                 continue
-            return route.operation, {k: unquote(v) for k, v in m.groupdict().items()}
+            # Percent-encoded bytes that are not UTF-8 stay as lone surrogates (surrogateescape), which
+            # _validate refuses naming the member, rather than turning silently into U+FFFD.
+            return route.operation, {k: unquote(v, errors="surrogateescape") for k, v in m.groupdict().items()}
         return None, None
 
     def empty_path_members(self, method: str, raw_path: str, query: dict[str, list[str]]):
@@ -141,7 +143,7 @@ class RestJsonService:
     def handle(self, method: str, raw_path: str, query_string: str, headers: dict[str, str],
                body: bytes, account_id: str, region: str) -> HttpResponse | None:
         """Answer the request, or None when no operation of these models has this route."""
-        query = parse_qs(query_string, keep_blank_values=True)
+        query = parse_qs(query_string, keep_blank_values=True, errors="surrogateescape")
         op, path_params = self.match(method, raw_path, query)
         if op is None:
             op, empty = self.empty_path_members(method, raw_path, query)
@@ -219,7 +221,7 @@ class RestJsonService:
                         raise cannot_parse(f"{name} (the request body) is not valid UTF-8.") from None
                 elif member.type_name == "structure" and body:
                     # A structure payload is the whole JSON body (e.g. InvokeAgentRuntimeCommand's `body`).
-                    params[name] = _from_json(member, _json_object(body), name)
+                    params[name] = _from_json(member, _json_object(body, name), name)
             else:
                 body_members[name] = member
         if body_members and body:
@@ -235,8 +237,9 @@ class RestJsonService:
         surrogate = _lone_surrogate(params, "")
         if surrogate:
             # Python's JSON decoder accepts "\ud800" alone; no UTF-8 text (SQLite, the tokenizer) can hold it.
-            raise ValidationException(f"{surrogate} contains a lone UTF-16 surrogate, which is not a Unicode "
-                                      "character; send valid Unicode text.", fields=[surrogate])
+            raise ValidationException(f"{surrogate} is not valid Unicode text: it holds a lone UTF-16 surrogate "
+                                      "(or percent-encoded bytes that are not UTF-8); send UTF-8 text.",
+                                      fields=[surrogate])
         report = self._validator.validate(params, shape)
         if report.has_errors():
             # Each of the report's errors is (kind, parent path, details); the message is botocore's own line for
@@ -244,7 +247,8 @@ class RestJsonService:
             kind, parent, details = report._errors[0]
             member = details.get("required_name") or details.get("unknown_param") if kind in (
                 "missing required field", "unknown field") else None
-            field_name = ".".join(p for p in (parent, member) if p) if member else parent
+            # botocore names a top-level member ".name" (its root is the empty string).
+            field_name = (".".join(p for p in (parent, member) if p) if member else parent).lstrip(".")
             line = report._format_error(report._errors[0])
             raise ValidationException(_shorten(line), fields=[field_name or shape.name])
         problem = _check_limits(params, shape, "")
@@ -327,8 +331,16 @@ def _members_named(op: OperationModel, message: str) -> list[str]:
     shape = op.input_shape
     if shape is None:
         return []
-    return [name for name in shape.members if re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])",
-                                                       message)]
+
+    def named(name: str) -> bool:
+        return re.search(rf"(?<![A-Za-z0-9_.]){re.escape(name)}(?![A-Za-z0-9_])", message) is not None
+
+    top = [name for name in shape.members if named(name)]
+    if top:
+        return top
+    # A rule about a member inside a structure (InvokeAgentRuntimeCommand's body.timeout): its path.
+    return [f"{name}.{inner}" for name, member in shape.members.items() if member.type_name == "structure"
+            for inner in member.members if named(inner)]
 
 
 def _shorten(text: str, limit: int = 600) -> str:
@@ -401,8 +413,9 @@ def _refuse_constant(name: str):
     raise ValueError(name)
 
 
-def _json_object(body: bytes) -> dict:
-    """A request body that must be one JSON object, or the ValidationException AWS answers (CannotParse)."""
+def _json_object(body: bytes, payload: str | None = None) -> dict:
+    """A request body that must be one JSON object, or the ValidationException AWS answers (CannotParse).
+    `payload` is the member the whole body is (InvokeAgentRuntimeCommand's `body`), named when it is no object."""
     try:
         # NaN and Infinity are not JSON (RFC 8259), though Python's decoder reads them by default.
         doc = json.loads(body, parse_constant=_refuse_constant)
@@ -411,6 +424,9 @@ def _json_object(body: bytes) -> dict:
     except ValueError:
         raise cannot_parse("The request body is not valid JSON.") from None
     if not isinstance(doc, dict):
+        if payload:
+            raise ValidationException(f"{payload} (the request body) must be a JSON object.", fields=[payload],
+                                      reason="CannotParse")
         raise cannot_parse("The request body must be a JSON object.")
     return doc
 
@@ -527,6 +543,9 @@ def _check_limits(value: Any, shape: Shape, path: str) -> tuple[str, str] | None
             if not ok:
                 return label, f"{label} value {_shorten(repr(value), 200)} does not match the pattern {pattern}."
         return None
+    if shape.type_name in ("integer", "long", "float", "double") and isinstance(value, bool):
+        # botocore's validator takes True for an integer (bool is an int in Python); JSON's true is no number.
+        return label, f"{label} must be a number, not {str(value).lower()}."
     if shape.type_name in ("integer", "long") and isinstance(value, int):
         bits = 31 if shape.type_name == "integer" else 63
         if not -(2 ** bits) <= value < 2 ** bits:
