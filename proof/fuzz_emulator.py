@@ -15,6 +15,7 @@ or error shapes (0), which the emulator itself records with EMULATOR_CHECK_RESPO
 """
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import re
@@ -114,7 +115,7 @@ def valid(shape: Shape, depth: int = 0) -> st.SearchStrategy:
     if kind == "timestamp":
         return st.integers(1_700_000_000, 1_900_000_000)
     if kind == "blob":
-        return st.binary(max_size=32).map(lambda b: __import__("base64").b64encode(b).decode())
+        return st.binary(max_size=32).map(lambda b: base64.b64encode(b).decode())
     if kind == "structure":
         if shape.is_document_type:
             return st.just({"note": "a document"})

@@ -5,7 +5,6 @@ refused without naming the field; they are kept as the regression tests of those
 """
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import time
