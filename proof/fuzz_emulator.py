@@ -181,15 +181,18 @@ def _wrong_type(member: Shape) -> list[Any]:
     return []
 
 
-def mutations(name: str, member: Shape, required: bool, location: str | None) -> list[Mutation]:
-    """Every way of breaking this member the section tries, for hypothesis to choose from."""
+def mutations(name: str, member: Shape, required: bool, location: str | None, payload: bool = False) -> list[Mutation]:
+    """Every way of breaking this member the section tries, for hypothesis to choose from.
+
+    `payload`: the member is the whole body; a blob or string payload is any bytes, so no type is wrong for it.
+    """
     out: list[Mutation] = []
     kind = member.type_name
     meta = member.metadata
     in_path_or_header = location in ("uri", "querystring", "header")
     if required:
         out.append(Mutation(name, "missing", _MISSING))
-    if not in_path_or_header:
+    if not in_path_or_header and not (payload and kind in ("blob", "string")):
         out += [Mutation(name, "wrong type", v) for v in _wrong_type(member)]
     if kind == "string":
         lo, hi = meta.get("min"), meta.get("max")
@@ -411,7 +414,8 @@ def fuzz_operation(service: str, name: str, port: int, known: dict, tally: Tally
     shape = op.input_shape
     choices = [m for member_name, member in shape.members.items()
                for m in mutations(member_name, member, member_name in shape.required_members,
-                                  member.serialization.get("location"))]
+                                  member.serialization.get("location"),
+                                  payload=member_name == shape.serialization.get("payload"))]
     stop_at = time.monotonic() + seconds
     base_strategy = valid(shape)
 
@@ -461,11 +465,16 @@ PLAUSIBLE = {
     "agentRuntimeArn": f"arn:aws:bedrock-agentcore:{REGION}:123456789012:runtime/fuzz_runtime-abcdefghij",
     # Optional in the model, yet a command runs in a session (and ids are 33-256 characters).
     "runtimeSessionId": "fuzz-session-0123456789abcdefghijklmnop",
+    # Optional in CreateEvent's model, but the emulator (as AgentCore's docs) files every event in a session.
+    "sessionId": "fuzz-session",
 }
 
 
 def _cross_member_rules(name: str, params: dict) -> None:
     """Rules between members that no shape states, so that the valid base request is valid."""
+    if not 3 <= params.get("eventExpiryDuration", 7) <= 365:
+        # The model sets no upper bound; AgentCore keeps events 3 to 365 days (emulator/memory/control.py).
+        params["eventExpiryDuration"] = 7
     if name == "RetrieveMemoryRecords" or name == "ListMemoryRecords":
         # Exactly one of namespace (exact) and namespacePath (prefix) (FACTS: reads take one or the other).
         if "namespace" in params and "namespacePath" in params:

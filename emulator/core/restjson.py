@@ -77,9 +77,11 @@ def _compile(uri: str, *, loose: bool = False) -> tuple[re.Pattern, dict[str, st
         static_query[key] = value
     regex = ""
     literal = 0
-    # A trailing slash is optional, but only one: with "/?" after a route's own "/", PUT /runtimes// (an
-    # empty agentRuntimeId for UpdateAgentRuntime) matched CreateAgentRuntime's PUT /runtimes/.
-    trimmed = path[:-1] if path.endswith("/") and len(path) > 1 else path
+    # A route's own trailing slash may be left out, but no slash is added: with "/?" after a route's "/",
+    # PUT /runtimes// (an empty agentRuntimeId for UpdateAgentRuntime) matched CreateAgentRuntime's PUT /runtimes/,
+    # and .../sessions/ (ListEvents with an empty sessionId) matched ListSessions' .../sessions.
+    trailing = path.endswith("/") and len(path) > 1
+    trimmed = path[:-1] if trailing else path
     for piece in re.split(r"(\{[^}]+\})", trimmed):
         if piece.startswith("{"):
             name = piece[1:-1]
@@ -90,7 +92,7 @@ def _compile(uri: str, *, loose: bool = False) -> tuple[re.Pattern, dict[str, st
         else:
             regex += re.escape(piece)
             literal += len(piece)
-    return re.compile(f"^{regex}/?$"), static_query, literal
+    return re.compile(f"^{regex}{'/?' if trailing else ''}$"), static_query, literal
 
 
 class RestJsonService:

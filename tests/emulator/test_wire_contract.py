@@ -56,6 +56,8 @@ CASES = [
      400, "ValidationException", "agentRuntimeId"),
     ("empty endpoint name on UpdateAgentRuntimeEndpoint", "PUT", "/runtimes/rt-abcdefghij/runtime-endpoints//",
      b"{}", "sigv4", False, 400, "ValidationException", "endpointName"),
+    ("empty sessionId on ListEvents (not ListSessions)", "POST", f"/memories/{MEMORY_ID}/actor/a/sessions/", b"{}",
+     "sigv4", False, 400, "ValidationException", "sessionId"),
     ("nextToken offset beyond SQLite's integers", "POST", f"/memories/{MEMORY_ID}/actors",
      json.dumps({"nextToken": _OFFSET_TOKEN}).encode(), "sigv4", False, 400, "ValidationException", "nextToken"),
     ("command without a runtime session", "POST", f"/runtimes/{RUNTIME_ARN}/commands",
