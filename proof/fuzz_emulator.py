@@ -58,7 +58,7 @@ SIGNING_NAME = "bedrock-agentcore"
 REGION = "us-east-1"
 HANG_SECONDS = 10.0
 # Examples per operation at scale 1 (the short profile); the time budget may cut them short.
-EXAMPLES = 24
+EXAMPLES = 48
 HUGE = 300_000
 # Paths and headers get less: http.server refuses a request line or header over 64 KiB before any service sees it.
 HUGE_IN_LINE = 8_000
@@ -553,7 +553,7 @@ def run(profile: Profile) -> Report:
             raw_attacks(emu.port, known, tally)
             ops = [(service, name) for service, names in OPERATIONS.items() for name in names]
             # Most of the section's time goes to generated requests, shared evenly between the operations.
-            deadline = started + profile.section_seconds * 0.55
+            deadline = started + profile.section_seconds * 0.45
             for i, (service, name) in enumerate(ops):
                 share = max((deadline - time.monotonic()) / (len(ops) - i), 0.5)
                 fuzz_operation(service, name, emu.port, known, tally, EXAMPLES * profile.scale, share,
