@@ -191,7 +191,8 @@ def mutations(name: str, member: Shape, required: bool, location: str | None, pa
     meta = member.metadata
     in_path_or_header = location in ("uri", "querystring", "header")
     if required:
-        out.append(Mutation(name, "missing", _MISSING))
+        # A blob or string payload left out is an empty body, which is an empty payload on the wire.
+        out.append(Mutation(name, "missing", _MISSING, invalid=not (payload and kind in ("blob", "string"))))
     if not in_path_or_header and not (payload and kind in ("blob", "string")):
         out += [Mutation(name, "wrong type", v) for v in _wrong_type(member)]
     if kind == "string":
@@ -338,6 +339,7 @@ class Tally:
     broken_connections: int = 0
     unnamed: int = 0
     section_errors: int = 0
+    base_rejected: int = 0
     invalid_accepted: int = 0
     statuses: Counter = field(default_factory=Counter)
     samples: dict[str, list[str]] = field(default_factory=dict)
@@ -370,13 +372,27 @@ def names_member(answer: Answer, member: str) -> bool:
     return in_list and member in str(doc.get("message", ""))
 
 
+def _names_its_fields(answer: Answer) -> bool:
+    doc = answer.json()
+    names = [f.get("name", "") for f in doc.get("fieldList") or [] if isinstance(f, dict)]
+    message = str(doc.get("message", ""))
+    return bool(names) and all(re.split(r"[.\[]", n)[0] in message for n in names)
+
+
 def judge(tally: Tally, label: str, mutation: Mutation, answer: Answer) -> None:
     tally.record(label, answer)
     if answer.status is None or answer.status >= 500:
         return
     what = f"{label} {mutation.member} ({mutation.kind}): {answer.status} {answer.body[:300]!r}"
     if answer.error_code == "ValidationException":
-        if not names_member(answer, mutation.member):
+        if names_member(answer, mutation.member):
+            return
+        if _names_its_fields(answer):
+            # It names another member, correctly by its own message: the drawn base broke a rule between members
+            # that _cross_member_rules does not know yet. A figure to keep low, not the emulator's fault.
+            tally.base_rejected += 1
+            tally.sample("base_rejected", what)
+        else:
             tally.unnamed += 1
             tally.sample("unnamed", what)
     elif mutation.invalid:
@@ -475,6 +491,20 @@ def _cross_member_rules(name: str, params: dict) -> None:
     if not 3 <= params.get("eventExpiryDuration", 7) <= 365:
         # The model sets no upper bound; AgentCore keeps events 3 to 365 days (emulator/memory/control.py).
         params["eventExpiryDuration"] = 7
+    strategies = params.get("memoryStrategies")
+    if name == "UpdateMemory" and isinstance(strategies, dict):
+        # Deleting or modifying a strategy needs one that exists; the fuzzed memory has none.
+        strategies.pop("deleteMemoryStrategies", None)
+        strategies.pop("modifyMemoryStrategies", None)
+    if name in ("CreateAgentRuntime", "UpdateAgentRuntime"):
+        # The emulator runs container images only (README), from its own ECR.
+        params["agentRuntimeArtifact"] = {"containerConfiguration": {
+            "containerUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/fuzz:latest"}}
+        lifecycle = params.get("lifecycleConfiguration")
+        if isinstance(lifecycle, dict) and "idleRuntimeSessionTimeout" in lifecycle and "maxLifetime" in lifecycle:
+            # AWS: the idle timeout is at most the lifetime.
+            lifecycle["idleRuntimeSessionTimeout"] = min(lifecycle["idleRuntimeSessionTimeout"],
+                                                         lifecycle["maxLifetime"])
     if name == "RetrieveMemoryRecords" or name == "ListMemoryRecords":
         # Exactly one of namespace (exact) and namespacePath (prefix) (FACTS: reads take one or the other).
         if "namespace" in params and "namespacePath" in params:
@@ -573,6 +603,9 @@ def run(profile: Profile) -> Report:
     report.expect_zero("errors_not_naming_the_field", tally.unnamed, "; ".join(tally.samples.get("unnamed", [])))
     report.expect_zero("invalid_input_accepted", tally.invalid_accepted,
                        "; ".join(tally.samples.get("invalid_accepted", [])))
+    report.figures["base_rejected_for_another_member"] = tally.base_rejected
+    if tally.samples.get("base_rejected"):
+        report.figures["base_rejected_samples"] = tally.samples["base_rejected"][:3]
     report.expect_zero("section_errors", tally.section_errors, "; ".join(tally.samples.get("section_errors", [])))
     kinds = Counter(f"{line.get('operation')}: {problem[:160]}" for line in lines for problem in line["problems"])
     report.expect_zero("shape_violations", len(lines), "; ".join(f"{n}x {k}" for k, n in kinds.most_common(12)))
