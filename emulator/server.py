@@ -5,6 +5,10 @@ Signed requests name their service in the credential scope of the Authorization 
 does. Unsigned requests (Claude Code with CLAUDE_CODE_SKIP_BEDROCK_AUTH) are routed by path.
 Before dispatch, a request signed with a runtime role's temporary credentials is judged against the
 role's policies (emulator/iam); the workshop user's own keys pass unjudged.
+
+Whatever the request, the answer is AWS-shaped and carries an `x-amzn-RequestId` (a UUID, as AWS's are): a
+signature naming a service the emulator does not serve, or none, or an unsigned request to a signed-only
+route, is the 403 AWS's front ends answer, never werkzeug's HTML 500.
 """
 from __future__ import annotations
 
@@ -16,11 +20,13 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from .core import wsgi
 from .core.backend import Backend, close_all
+from .core.conformance import ResponseChecker
 from .core.errors import ServiceError
 from .core.restjson import HttpResponse, RestJsonService, error_response
 from .core.settings import DEFAULT_REGION, Settings
@@ -31,6 +37,15 @@ log = logging.getLogger("emulator")
 MOTO_SERVICES = ("cloudformation", "s3", "ssm", "ecr", "iam", "sts", "logs", "codebuild")
 
 _CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_SIGV4 = "AWS4-HMAC-SHA256"
+REQUEST_ID_HEADER = "x-amzn-RequestId"
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class AuthError(ServiceError):
+    """A request refused before any service sees it: AWS's front ends answer these with 403."""
+
+    status = 403
 
 
 def signing_scope(environ: dict) -> tuple[str | None, str | None]:
@@ -79,6 +94,7 @@ class EmulatorApp:
 
         self.iam = backend_for(settings)
         self.gate = Gate(self.iam)
+        self.checker = ResponseChecker(settings.check_responses) if settings.check_responses else None
 
     def services(self) -> list[str]:
         names = list(MOTO_SERVICES)
@@ -87,6 +103,20 @@ class EmulatorApp:
         return sorted(set(names))
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        request_id = str(uuid.uuid4())
+        environ["emulator.request_id"] = request_id
+
+        def with_request_id(status, headers, exc_info=None):
+            # moto sends x-amzn-requestid, but as 52 random letters for most services; AWS's are UUIDs.
+            headers = [(name, value) for name, value in headers
+                       if name.lower() != "x-amzn-requestid" or _UUID.match(value)]
+            if not any(name.lower() == "x-amzn-requestid" for name, _ in headers):
+                headers.append((REQUEST_ID_HEADER, request_id))
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        return self._dispatch(environ, with_request_id)
+
+    def _dispatch(self, environ: dict, start_response) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/_emulator/health":
             return self._json(start_response, 200, {
@@ -99,19 +129,75 @@ class EmulatorApp:
         if path.startswith("/_emulator/"):
             admin = self._admin(path, environ)
             if admin is not None:
-                return self._send(start_response, admin)
+                return self._answer(start_response, environ, admin, None, check=False)
         region, service = signing_scope(environ)
+        refusal = self._refusal(environ, service, path)
+        if refusal is not None:
+            return self._answer(start_response, environ, error_response(refusal), None)
         own = self.own.get(service) if service else self._unsigned_owner(path)
         if service:
             try:
                 denied = self.gate.check(environ, service, region or DEFAULT_REGION, own.router if own else None)
             except ServiceError as exc:  # e.g. an unreadable body: the service would refuse it too
-                denied = error_response(exc)
+                denied = error_response(exc, own.router.models[0] if own else None)
             if denied is not None:
-                return self._send(start_response, denied)
+                return self._answer(start_response, environ, denied, own)
         if own is None:
-            return self.moto(environ, start_response)
+            return self._moto(environ, start_response, service)
         return self._serve_own(own, environ, start_response, region or DEFAULT_REGION)
+
+    def _refusal(self, environ: dict, service: str | None, path: str) -> AuthError | None:
+        """The 403 for a request no service may answer: bad signature scope, or unsigned to a signed route."""
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        if service is None and auth.startswith(_SIGV4):
+            return AuthError("The Authorization header's Credential names no region and service; SigV4 expects "
+                             "Credential=<access key>/<yyyymmdd>/<region>/<service>/aws4_request.",
+                             code="IncompleteSignatureException")
+        if service is None:
+            owner = self._signed_owner(environ, path)
+            if owner is not None:
+                return AuthError(f"Missing Authentication Token: {environ.get('REQUEST_METHOD')} {path} is a "
+                                 f"{owner.signing_name} route and must be signed with SigV4 (botocore signs it).",
+                                 code="MissingAuthenticationTokenException")
+            return None
+        if service in self.own or service in MOTO_SERVICES:
+            return None
+        owner = self._signed_owner(environ, path)
+        if owner is not None:
+            return AuthError(f"Credential should be scoped to correct service: '{owner.signing_name}'.",
+                             code="InvalidSignatureException")
+        return None
+
+    def _signed_owner(self, environ: dict, path: str) -> OwnService | None:
+        """The own service with a route for this request, when that route is not one it answers unsigned."""
+        from urllib.parse import parse_qs
+
+        raw = wsgi.raw_path(environ)
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        for svc in self.own.values():
+            if svc.unsigned_paths is not None and svc.unsigned_paths.match(path):
+                continue
+            op, _ = svc.router.match(environ.get("REQUEST_METHOD", ""), raw, query)
+            if op is not None:
+                return svc
+        return None
+
+    def _moto(self, environ: dict, start_response, service: str | None) -> Iterable[bytes]:
+        try:
+            return self.moto(environ, start_response)
+        except Exception as exc:  # moto could not place or answer the request: AWS-shaped, never werkzeug's HTML
+            if service is not None and service in MOTO_SERVICES:
+                log.exception("moto failed on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+                error = ServiceError(f"Internal error in the emulator's {service} (moto): {exc}",
+                                     code="InternalFailure")
+            elif service is None:
+                error = AuthError("Missing Authentication Token: no service answers this request unsigned; sign it "
+                                  "with SigV4.", code="MissingAuthenticationTokenException")
+            else:
+                error = AuthError(f"The signature names the service {service!r}, which this emulator does not "
+                                  f"serve; it serves: {', '.join(self.services())}.",
+                                  code="InvalidSignatureException")
+            return self._answer(start_response, environ, error_response(error), None)
 
     def _admin(self, path: str, environ: dict) -> HttpResponse | None:
         from .iam import responses as iam
@@ -141,7 +227,10 @@ class EmulatorApp:
             response = svc.router.handle(environ["REQUEST_METHOD"], raw_path, environ.get("QUERY_STRING", ""),
                                          headers, body, self.settings.account_id, region)
         except ServiceError as exc:
-            response = error_response(exc)
+            response = error_response(exc, svc.router.models[0])
+            if getattr(exc, "reason", None) == "CannotParse":
+                # The body's framing was broken: what follows on the connection cannot be trusted.
+                response.headers["Connection"] = "close"
         except Exception as exc:  # a bug of ours: answer as AWS does (500) and keep the trace in the log
             log.exception("unhandled error in %s %s", environ["REQUEST_METHOD"], raw_path)
             response = error_response(ServiceError(f"Internal error in the emulator: {exc}"))
@@ -149,6 +238,17 @@ class EmulatorApp:
             response = error_response(ServiceError(
                 f"No {svc.signing_name} operation has the route {environ['REQUEST_METHOD']} {raw_path}.",
                 code="UnknownOperationException", status=404))
+        return self._answer(start_response, environ, response, svc)
+
+    def _answer(self, start_response, environ: dict, response: HttpResponse, svc: OwnService | None,
+                check: bool = True) -> Iterable[bytes]:
+        """Send an own answer with its request id; with EMULATOR_CHECK_RESPONSES, check it against its shape."""
+        response.headers.setdefault(REQUEST_ID_HEADER, environ.get("emulator.request_id") or str(uuid.uuid4()))
+        if self.checker is not None and check:
+            body = bytes(response.body) if isinstance(response.body, (bytes, bytearray)) else None
+            self.checker.check(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""), response.operation,
+                               response.status, response.headers, body,
+                               svc.router.models[0] if svc is not None else None)
         return self._send(start_response, response)
 
     @staticmethod

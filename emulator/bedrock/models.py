@@ -147,8 +147,9 @@ class BedrockBackend:
         model_id = self.model_id
         return [{
             "inferenceProfileName": model_id,
-            "description": (f"{model_id}, answered by {self.upstream.config.messages_url}" if self.upstream else
-                            "The emulator's deterministic stand-in model (a test double, not Claude)."),
+            # Bedrock's model holds a description to ([0-9a-zA-Z:.][ _-]?)+: no commas, slashes or brackets.
+            "description": (f"{model_id} through an Anthropic Messages API upstream" if self.upstream else
+                            "Local stand-in model. A deterministic test double and not Claude."),
             "createdAt": _CREATED,
             "updatedAt": _CREATED,
             "inferenceProfileArn": f"arn:aws:bedrock:{region}:{account}:inference-profile/{model_id}",

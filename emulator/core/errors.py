@@ -18,8 +18,23 @@ class ServiceError(Exception):
 
 
 class ValidationException(ServiceError):
+    """Input AWS refuses. AgentCore's model (ValidationException in both botocore models) requires a `reason`
+    from its enum and carries a `fieldList` of {name, message} naming the members at fault; `fields` holds them.
+    `reason` None means: FieldValidationFailed, or CannotParse when the body itself could not be read.
+    """
+
     code = "ValidationException"
     status = 400
+
+    def __init__(self, message: str, *, fields: list[str] | None = None, reason: str | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.fields = list(fields or [])
+        self.reason = reason
+
+
+def cannot_parse(message: str) -> ValidationException:
+    """A body or header that could not be read at all (reason CannotParse in AgentCore's model)."""
+    return ValidationException(message, reason="CannotParse")
 
 
 class ResourceNotFoundException(ServiceError):

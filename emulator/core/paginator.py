@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any
 
 from botocore.paginate import TokenDecoder, TokenEncoder
 
 from .errors import ValidationException
+
+# The largest position a token may carry: SQLite's INTEGER is a signed 64-bit number.
+_MAX_POSITION = 2 ** 63 - 1
 
 # Request members that move through the pages rather than define the listing.
 _PAGING_MEMBERS = frozenset({"nextToken", "maxResults"})
@@ -62,9 +66,10 @@ def decode(token: str | None, scope_: str, fields: dict[str, type]) -> dict | No
         if isinstance(value, bool):
             ok = False
         elif kind is int:
-            ok = isinstance(value, int) and value >= 0
+            # At most SQLite's largest integer: a bigger offset reached SQLite's OFFSET and failed there (500).
+            ok = isinstance(value, int) and 0 <= value <= _MAX_POSITION
         elif kind is float:
-            ok = isinstance(value, (int, float))
+            ok = isinstance(value, (int, float)) and math.isfinite(value) and abs(value) <= _MAX_POSITION
         else:
             ok = isinstance(value, kind)
         if not ok:

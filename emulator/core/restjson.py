@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
@@ -19,7 +20,7 @@ import botocore.session
 from botocore.model import OperationModel, Shape
 from botocore.validate import ParamValidator
 
-from .errors import ServiceError, UnknownOperationException, ValidationException
+from .errors import ServiceError, UnknownOperationException, ValidationException, cannot_parse
 
 _session = botocore.session.get_session()
 
@@ -50,6 +51,8 @@ class HttpResponse:
     status: int
     headers: dict[str, str]
     body: bytes | Iterator[bytes]
+    # The operation that answered (None when no route matched): what the response is checked against.
+    operation: OperationModel | None = None
 
 
 Handler = Callable[[dict, RequestContext], Any]
@@ -62,9 +65,11 @@ class _Route:
     pattern: re.Pattern
     static_query: dict[str, str]
     literal_chars: int
+    # The same route with every label allowed to be empty: finds a request that left a path member empty.
+    loose: re.Pattern
 
 
-def _compile(uri: str) -> tuple[re.Pattern, dict[str, str], int]:
+def _compile(uri: str, *, loose: bool = False) -> tuple[re.Pattern, dict[str, str], int]:
     path, _, query = uri.partition("?")
     static_query = {}
     for part in filter(None, query.split("&")):
@@ -72,17 +77,22 @@ def _compile(uri: str) -> tuple[re.Pattern, dict[str, str], int]:
         static_query[key] = value
     regex = ""
     literal = 0
-    for piece in re.split(r"(\{[^}]+\})", path):
+    # A route's own trailing slash may be left out, but no slash is added: with "/?" after a route's "/",
+    # PUT /runtimes// (an empty agentRuntimeId for UpdateAgentRuntime) matched CreateAgentRuntime's PUT /runtimes/,
+    # and .../sessions/ (ListEvents with an empty sessionId) matched ListSessions' .../sessions.
+    trailing = path.endswith("/") and len(path) > 1
+    trimmed = path[:-1] if trailing else path
+    for piece in re.split(r"(\{[^}]+\})", trimmed):
         if piece.startswith("{"):
             name = piece[1:-1]
             if name.endswith("+"):
-                regex += f"(?P<{name[:-1]}>.+)"
+                regex += f"(?P<{name[:-1]}>.{'*' if loose else '+'})"
             else:
-                regex += f"(?P<{name}>[^/]+)"
+                regex += f"(?P<{name}>[^/]{'*' if loose else '+'})"
         else:
             regex += re.escape(piece)
             literal += len(piece)
-    return re.compile(f"^{regex}/?$"), static_query, literal
+    return re.compile(f"^{regex}{'/?' if trailing else ''}$"), static_query, literal
 
 
 class RestJsonService:
@@ -96,7 +106,8 @@ class RestJsonService:
             for name in model.operation_names:
                 op = model.operation_model(name)
                 pattern, static_query, literal = _compile(op.http["requestUri"])
-                self.routes.append(_Route(op, op.http["method"], pattern, static_query, literal))
+                loose, _, _ = _compile(op.http["requestUri"], loose=True)
+                self.routes.append(_Route(op, op.http["method"], pattern, static_query, literal, loose))
         # Prefer the most specific route, as AWS's own routers do.
         self.routes.sort(key=lambda r: (-r.literal_chars, -len(r.static_query)))
         self._validator = ParamValidator()
@@ -114,31 +125,63 @@ class RestJsonService:
                 continue
             if any(key not in query for key in route.static_query):
                 continue
-            return route.operation, {k: unquote(v) for k, v in m.groupdict().items()}
+            # Percent-encoded bytes that are not UTF-8 stay as lone surrogates (surrogateescape), which
+            # _validate refuses naming the member, rather than turning silently into U+FFFD.
+            return route.operation, {k: unquote(v, errors="surrogateescape") for k, v in m.groupdict().items()}
         return None, None
+
+    def empty_path_members(self, method: str, raw_path: str, query: dict[str, list[str]]):
+        """(operation, members left empty) for a request whose route matches only with an empty path label."""
+        for route in self.routes:
+            if route.method != method or any(key not in query for key in route.static_query):
+                continue
+            m = route.loose.match(raw_path)
+            if m:
+                empty = [label for label, value in m.groupdict().items() if not value]
+                if empty:
+                    return route.operation, [_member_for_label(route.operation, label) for label in empty]
+        return None, []
 
     def handle(self, method: str, raw_path: str, query_string: str, headers: dict[str, str],
                body: bytes, account_id: str, region: str) -> HttpResponse | None:
         """Answer the request, or None when no operation of these models has this route."""
-        query = parse_qs(query_string, keep_blank_values=True)
+        query = parse_qs(query_string, keep_blank_values=True, errors="surrogateescape")
         op, path_params = self.match(method, raw_path, query)
         if op is None:
-            return None
+            op, empty = self.empty_path_members(method, raw_path, query)
+            if op is None:
+                return None
+            names = ", ".join(empty)
+            response = error_response(ValidationException(
+                f"{names} must not be empty: the path of {op.name} has an empty segment where {names} belongs.",
+                fields=empty), op.service_model)
+            response.operation = op
+            return response
         try:
             handler = self.handlers.get(op.name)
             if handler is None:
                 raise UnknownOperationException(
                     f"The emulator does not implement {op.name} of {op.service_model.service_name}."
                 )
-            params = self._parse(op, path_params, query, headers, body)
+            try:
+                params = self._parse(op, path_params, query, headers, body)
+            except RecursionError:
+                raise cannot_parse("The request is nested too deeply to be parsed.") from None
             ctx = RequestContext(account_id, region, op.name, headers, body)
-            result = handler(params, ctx)
+            try:
+                result = handler(params, ctx)
+            except ValidationException as exc:
+                if not exc.fields:
+                    exc.fields = _members_named(op, exc.message)
+                raise
             if isinstance(result, StreamingResult):
                 return HttpResponse(result.status, {"Content-Type": result.content_type, **result.headers},
-                                    iter(result.chunks))
-            return self._serialize(op, result or {})
+                                    iter(result.chunks), op)
+            response = self._serialize(op, result or {})
         except ServiceError as exc:
-            return error_response(exc)
+            response = error_response(exc, op.service_model)
+        response.operation = op
+        return response
 
     # -- input -----------------------------------------------------------------------------
     def _parse(self, op: OperationModel, path_params: dict, query: dict, headers: dict,
@@ -155,27 +198,32 @@ class RestJsonService:
             wire = member.serialization.get("name", name)
             if location == "uri":
                 if wire in path_params:
-                    params[name] = _coerce(member, path_params[wire])
+                    params[name] = _coerce(member, path_params[wire], name)
             elif location == "querystring":
                 if member.type_name == "list":
                     if wire in query:
-                        params[name] = [_coerce(member.member, v) for v in query[wire]]
+                        params[name] = [_coerce(member.member, v, name) for v in query[wire]]
                 elif wire in query:
-                    params[name] = _coerce(member, query[wire][0])
+                    params[name] = _coerce(member, query[wire][0], name)
             elif location == "header":
                 if wire.lower() in lower_headers:
-                    params[name] = _coerce(member, lower_headers[wire.lower()])
+                    params[name] = _coerce(member, lower_headers[wire.lower()], name)
             elif location == "headers":
                 prefix = wire.lower()
                 found = {k[len(prefix):]: v for k, v in lower_headers.items() if k.startswith(prefix)}
                 if found:
                     params[name] = found
             elif name == payload_name:
-                if member.type_name in ("blob", "string"):
-                    params[name] = body if member.type_name == "blob" else body.decode("utf-8")
+                if member.type_name == "blob":
+                    params[name] = body
+                elif member.type_name == "string":
+                    try:
+                        params[name] = body.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise cannot_parse(f"{name} (the request body) is not valid UTF-8.") from None
                 elif member.type_name == "structure" and body:
                     # A structure payload is the whole JSON body (e.g. InvokeAgentRuntimeCommand's `body`).
-                    params[name] = _from_json(member, _json_object(body))
+                    params[name] = _from_json(member, _json_object(body, name), name)
             else:
                 body_members[name] = member
         if body_members and body:
@@ -183,20 +231,32 @@ class RestJsonService:
             for name, member in body_members.items():
                 wire = member.serialization.get("name", name)
                 if wire in doc:
-                    params[name] = _from_json(member, doc[wire])
+                    params[name] = _from_json(member, doc[wire], name)
         self._validate(params, shape)
         return params
 
     def _validate(self, params: dict, shape: Shape) -> None:
+        surrogate = _lone_surrogate(params, "")
+        if surrogate:
+            # Python's JSON decoder accepts "\ud800" alone; no UTF-8 text (SQLite, the tokenizer) can hold it.
+            raise ValidationException(f"{surrogate} is not valid Unicode text: it holds a lone UTF-16 surrogate "
+                                      "(or percent-encoded bytes that are not UTF-8); send UTF-8 text.",
+                                      fields=[surrogate])
         report = self._validator.validate(params, shape)
         if report.has_errors():
-            # generate_report() is one line per problem (the "Parameter validation failed" header
-            # is added by botocore's exception, not the report): answer with the first.
-            first = report.generate_report().splitlines()[:1] or ["invalid input"]
-            raise ValidationException(first[0].strip())
+            # Each of the report's errors is (kind, parent path, details); the message is botocore's own line for
+            # the first, with values cut short (a rejected 1 MB string need not come back whole).
+            kind, parent, details = report._errors[0]
+            member = details.get("required_name") or details.get("unknown_param") if kind in (
+                "missing required field", "unknown field") else None
+            # botocore names a top-level member ".name" (its root is the empty string).
+            field_name = (".".join(p for p in (parent, member) if p) if member else parent).lstrip(".")
+            line = report._format_error(report._errors[0])
+            raise ValidationException(_shorten(line), fields=[field_name or shape.name])
         problem = _check_limits(params, shape, "")
         if problem:
-            raise ValidationException(problem)
+            field_name, message = problem
+            raise ValidationException(message, fields=[field_name])
 
     # -- output ----------------------------------------------------------------------------
     def _serialize(self, op: OperationModel, result: dict) -> HttpResponse:
@@ -234,53 +294,147 @@ class RestJsonService:
         return HttpResponse(status, headers, body)
 
 
-def error_response(exc: ServiceError) -> HttpResponse:
+def error_response(exc: ServiceError, model=None) -> HttpResponse:
+    """The error as AWS's rest-json services send it; `model` (a botocore ServiceModel) adds what its error shape
+    requires beyond `message`: AgentCore's ValidationException has a required `reason` and a `fieldList`."""
+    doc: dict[str, Any] = {"message": exc.message}
+    if isinstance(exc, ValidationException) and model is not None:
+        shape = _error_shape(model, exc.code)
+        if shape is not None and "reason" in shape.members:
+            enum = shape.members["reason"].enum or []
+            reason = exc.reason or "FieldValidationFailed"
+            doc["reason"] = reason if (not enum or reason in enum) else "FieldValidationFailed"
+        if shape is not None and "fieldList" in shape.members and exc.fields:
+            doc["fieldList"] = [{"name": name, "message": exc.message} for name in exc.fields]
     return HttpResponse(
         exc.status,
         {"Content-Type": "application/json", "x-amzn-ErrorType": exc.code},
-        json.dumps({"message": exc.message}).encode("utf-8"),
+        json.dumps(doc).encode("utf-8"),
     )
 
 
+def _error_shape(model, code: str) -> Shape | None:
+    for shape in model.error_shapes:
+        if shape.name == code or shape.metadata.get("error", {}).get("code") == code:
+            return shape
+    return None
+
+
+def _member_for_label(op: OperationModel, label: str) -> str:
+    """The input member a URI label carries (labels are wire names)."""
+    for name, member in op.input_shape.members.items():
+        if member.serialization.get("location") == "uri" and member.serialization.get("name", name) == label:
+            return name
+    return label
+
+
+def _members_named(op: OperationModel, message: str) -> list[str]:
+    """The input members a handler's ValidationException names in its message, for its fieldList."""
+    shape = op.input_shape
+    if shape is None:
+        return []
+
+    def named(name: str) -> bool:
+        return re.search(rf"(?<![A-Za-z0-9_.]){re.escape(name)}(?![A-Za-z0-9_])", message) is not None
+
+    top = [name for name in shape.members if named(name)]
+    if top:
+        return top
+    # A rule about a member inside a structure (InvokeAgentRuntimeCommand's body.timeout): its path.
+    return [f"{name}.{inner}" for name, member in shape.members.items() if member.type_name == "structure"
+            for inner in member.members if named(inner)]
+
+
+def _shorten(text: str, limit: int = 600) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
+
+
+def _lone_surrogate(value: Any, path: str) -> str | None:
+    """The path of the first string (or map key) holding a lone UTF-16 surrogate, or None."""
+    if isinstance(value, str):
+        return (path or "input") if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _SURROGATE.search(key):
+                return path or "input"
+            found = _lone_surrogate(item, here)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _lone_surrogate(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 # -- value conversion -------------------------------------------------------------------------
-def _coerce(shape: Shape, text: str) -> Any:
+def _coerce(shape: Shape, text: str, label: str) -> Any:
+    """A path, query or header value as the member's type; an error names the member (`label`)."""
     kind = shape.type_name
     try:
         if kind in ("integer", "long"):
             return int(text)
         if kind in ("float", "double"):
-            return float(text)
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError(text)
+            return value
         if kind == "boolean":
+            if text.lower() not in ("true", "false"):
+                raise ValueError(text)
             return text.lower() == "true"
         if kind == "timestamp":
             return _parse_timestamp(text)
-    except ValueError:
-        raise ValidationException(f"{shape.name} value {text!r} is not a valid {kind}.") from None
+    except (ValueError, OverflowError, OSError):
+        raise ValidationException(f"{label} value {_shorten(repr(text), 100)} is not a valid {kind}.",
+                                  fields=[label]) from None
     return text
 
 
 def _parse_timestamp(value: Any) -> dt.datetime:
+    """Epoch seconds (what boto3 sends) or ISO 8601. Raises ValueError, OverflowError or OSError for values
+    no datetime holds (a year beyond 9999, NaN, infinity): callers turn those into errors naming the member."""
+    if isinstance(value, bool):
+        raise ValueError(value)
     if isinstance(value, (int, float)):
         return dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
-    text = str(value)
+    if not isinstance(value, str):
+        raise ValueError(value)
     try:
-        return dt.datetime.fromtimestamp(float(text), tz=dt.timezone.utc)
+        return dt.datetime.fromtimestamp(float(value), tz=dt.timezone.utc)
     except ValueError:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _json_object(body: bytes) -> dict:
-    """A request body that must be one JSON object, or the ValidationException AWS answers."""
+def _refuse_constant(name: str):
+    raise ValueError(name)
+
+
+def _json_object(body: bytes, payload: str | None = None) -> dict:
+    """A request body that must be one JSON object, or the ValidationException AWS answers (CannotParse).
+    `payload` is the member the whole body is (InvokeAgentRuntimeCommand's `body`), named when it is no object."""
     try:
-        doc = json.loads(body)
+        # NaN and Infinity are not JSON (RFC 8259), though Python's decoder reads them by default.
+        doc = json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise cannot_parse("The request body is nested too deeply to be parsed as JSON.") from None
     except ValueError:
-        raise ValidationException("The request body is not valid JSON.") from None
+        raise cannot_parse("The request body is not valid JSON.") from None
     if not isinstance(doc, dict):
-        raise ValidationException("The request body must be a JSON object.")
+        if payload:
+            raise ValidationException(f"{payload} (the request body) must be a JSON object.", fields=[payload],
+                                      reason="CannotParse")
+        raise cannot_parse("The request body must be a JSON object.")
     return doc
 
 
-def _from_json(shape: Shape, value: Any) -> Any:
+def _from_json(shape: Shape, value: Any, path: str) -> Any:
+    """A JSON value as the member's Python value; `path` names the member in errors (e.g. records[0].content)."""
     kind = shape.type_name
     if value is None:
         return None
@@ -293,22 +447,23 @@ def _from_json(shape: Shape, value: Any) -> Any:
         for name, member in shape.members.items():
             wire = member.serialization.get("name", name)
             if wire in value:
-                out[name] = _from_json(member, value[wire])
+                out[name] = _from_json(member, value[wire], f"{path}.{name}")
         return out
     if kind == "list" and isinstance(value, list):
-        return [_from_json(shape.member, v) for v in value]
+        return [_from_json(shape.member, v, f"{path}[{i}]") for i, v in enumerate(value)]
     if kind == "map" and isinstance(value, dict):
-        return {k: _from_json(shape.value, v) for k, v in value.items()}
+        return {k: _from_json(shape.value, v, f"{path}.{k}") for k, v in value.items()}
     if kind == "timestamp":
         try:
             return _parse_timestamp(value)
-        except ValueError:
-            raise ValidationException(f"{shape.name} value {value!r} is not a timestamp.") from None
+        except (ValueError, OverflowError, OSError):
+            raise ValidationException(f"{path} value {_shorten(repr(value), 100)} is not a timestamp AWS accepts: "
+                                      "send epoch seconds between years 1 and 9999.", fields=[path]) from None
     if kind == "blob" and isinstance(value, str):
         try:
-            return base64.b64decode(value)
+            return base64.b64decode(value, validate=True)
         except ValueError:
-            raise ValidationException(f"{shape.name} is not valid base64.") from None
+            raise ValidationException(f"{path} is not valid base64.", fields=[path]) from None
     return value
 
 
@@ -343,8 +498,12 @@ def _header_value(shape: Shape, value: Any) -> str:
     return str(value)
 
 
-def _check_limits(value: Any, shape: Shape, path: str) -> str | None:
-    """Length, range, enum and pattern limits that botocore's client-side validation leaves to AWS."""
+def _check_limits(value: Any, shape: Shape, path: str) -> tuple[str, str] | None:
+    """(member path, message) for the first length, range, enum or pattern limit broken, or None.
+
+    These are the limits botocore's client-side validation leaves to AWS; integers and longs are also held to
+    the 32 and 64 bits AWS stores them in (a larger one reached SQLite and failed there).
+    """
     label = path or shape.name
     meta = shape.metadata
     if value is None:
@@ -358,7 +517,7 @@ def _check_limits(value: Any, shape: Shape, path: str) -> str | None:
         return None
     if shape.type_name == "list" and isinstance(value, list):
         if "max" in meta and len(value) > meta["max"]:
-            return f"{label} has {len(value)} items; at most {meta['max']} are allowed."
+            return label, _shorten(f"{label} has {len(value)} items; at most {meta['max']} are allowed.")
         for i, item in enumerate(value):
             problem = _check_limits(item, shape.member, f"{label}[{i}]")
             if problem:
@@ -370,11 +529,13 @@ def _check_limits(value: Any, shape: Shape, path: str) -> str | None:
             if problem:
                 return problem
         return None
+    if shape.type_name in ("float", "double") and isinstance(value, float) and not math.isfinite(value):
+        return label, f"{label} must be a finite number."
     if shape.type_name == "string" and isinstance(value, str):
         if "max" in meta and len(value) > meta["max"]:
-            return f"{label} is {len(value)} characters long; at most {meta['max']} are allowed."
+            return label, _shorten(f"{label} is {len(value)} characters long; at most {meta['max']} are allowed.")
         if shape.enum and value not in shape.enum:
-            return f"{label} must be one of {', '.join(shape.enum)}; got {value!r}."
+            return label, _shorten(f"{label} must be one of {', '.join(shape.enum)}; got {value!r}.")
         pattern = meta.get("pattern")
         if pattern:
             try:
@@ -382,11 +543,17 @@ def _check_limits(value: Any, shape: Shape, path: str) -> str | None:
             except re.error:
                 ok = True  # a Java-only regex construct; leave the check to AWS
             if not ok:
-                return f"{label} value {value!r} does not match the pattern {pattern}."
+                return label, f"{label} value {_shorten(repr(value), 200)} does not match the pattern {pattern}."
         return None
+    if shape.type_name in ("integer", "long", "float", "double") and isinstance(value, bool):
+        # botocore's validator takes True for an integer (bool is an int in Python); JSON's true is no number.
+        return label, f"{label} must be a number, not {str(value).lower()}."
     if shape.type_name in ("integer", "long") and isinstance(value, int):
+        bits = 31 if shape.type_name == "integer" else 63
+        if not -(2 ** bits) <= value < 2 ** bits:
+            return label, f"{label} does not fit in a {bits + 1}-bit {shape.type_name}."
         if "min" in meta and value < meta["min"]:
-            return f"{label} is {value}; the minimum is {meta['min']}."
+            return label, _shorten(f"{label} is {value}; the minimum is {meta['min']}.")
         if "max" in meta and value > meta["max"]:
-            return f"{label} is {value}; the maximum is {meta['max']}."
+            return label, _shorten(f"{label} is {value}; the maximum is {meta['max']}.")
     return None

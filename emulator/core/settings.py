@@ -34,6 +34,11 @@ def _int_env(name: str, default: int) -> int:
         raise SystemExit(f"emulator: {name}={raw!r} is not a whole number") from None
 
 
+def _path_env(name: str) -> Path | None:
+    raw = os.environ.get(name, "").strip()
+    return Path(raw) if raw else None
+
+
 def _switch_env(name: str, default: bool) -> bool:
     raw = os.environ.get(name, "").strip().lower()
     if raw == "":
@@ -128,6 +133,9 @@ class Settings:
     # Keep the full bodies of Bedrock requests (50-90 KB each) in the invocation log: for debugging only.
     bedrock_dump_requests: bool = field(
         default_factory=lambda: _switch_env("EMULATOR_BEDROCK_DUMP_REQUESTS", False))
+    # A file that gets one JSON line for every response breaking botocore's output or error shapes
+    # (emulator/core/conformance.py); None: responses are not checked.
+    check_responses: Path | None = field(default_factory=lambda: _path_env("EMULATOR_CHECK_RESPONSES"))
 
     @property
     def endpoint(self) -> str:

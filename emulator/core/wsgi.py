@@ -1,7 +1,7 @@
 """What the emulator reads off a WSGI request before any service sees it: the raw path and the body."""
 from __future__ import annotations
 
-from .errors import ValidationException
+from .errors import ValidationException, cannot_parse
 
 
 def raw_path(environ: dict) -> str:
@@ -22,7 +22,19 @@ def read_body(environ: dict) -> bytes:
     if length:
         if not length.strip().isdigit():
             raise ValidationException(f"The Content-Length header {length!r} is not a non-negative integer.")
-        return stream.read(int(length))
+        return _read(stream, int(length))
     if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" or environ.get("wsgi.input_terminated"):
-        return stream.read()
+        return _read(stream, -1)
     return b""
+
+
+def _read(stream, size: int) -> bytes:
+    # werkzeug's chunked reader raises IOError("Invalid chunk header") (and a ClientDisconnected, a
+    # BadRequest) mid-read: the client's framing is at fault, so it is a 400, never the 500 it was.
+    from werkzeug.exceptions import HTTPException
+
+    try:
+        return stream.read(size) if size >= 0 else stream.read()
+    except (OSError, ValueError, HTTPException) as exc:
+        raise cannot_parse(f"The request body could not be read: {exc} (check its Content-Length or its "
+                           "Transfer-Encoding: chunked framing).") from None

@@ -8,6 +8,7 @@ is the cosine similarity.
 from __future__ import annotations
 
 import importlib.util
+import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -67,7 +68,7 @@ class Embedder:
         with self._lock:
             if self._session is None:
                 self._load()
-            encodings = self._tokenizer.encode_batch(list(texts))
+            encodings = self._tokenizer.encode_batch([_encodable(t) for t in texts])
             ids = np.array([e.ids for e in encodings], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
             feeds = {"input_ids": ids, "attention_mask": mask}
@@ -95,6 +96,17 @@ class Embedder:
             while len(self._queries) > QUERY_CACHE:
                 self._queries.popitem(last=False)
         return vector
+
+
+def _encodable(text) -> str:
+    """Text the Rust tokenizer takes: it refused a lone UTF-16 surrogate (or a non-string) with a TextEncodeInput
+    error, a 500 for whoever stored or searched it. Such code points become U+FFFD, as a UTF-8 decoder would."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    return _SURROGATE.sub("\ufffd", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def to_blob(vector: np.ndarray) -> bytes:

@@ -13,12 +13,25 @@ from ..core.backend import Backend
 from ..core.restjson import RequestContext, StreamingResult
 from ..core.settings import Settings
 from .commands import CommandStream
-from .exceptions import RuntimeClientError
+from .exceptions import ResourceNotFoundException, RuntimeClientError, ValidationException
 from .models import COMMAND_TIMEOUT_DEFAULT, RuntimeBackend, endpoint_view, summary_view, version_view
 from .proxy import CUSTOM_HEADER_PREFIX, SESSION_HEADER, USER_HEADER, forward
 
 # What the control plane's List* calls answer per page when the caller gives no maxResults.
 DEFAULT_PAGE = 100
+
+
+def _summary(doc: dict, version: str | None = None) -> dict:
+    """A ListAgentRuntimes / ListAgentRuntimeVersions item without an empty description.
+
+    botocore's AgentRuntime shape gives `description` min length 1: "" is not a description, so a runtime made
+    without one is listed without it (emulator/core/conformance.py records the model's own contradiction:
+    it also lists the member as required).
+    """
+    item = summary_view(doc, version)
+    if not item.get("description"):
+        item.pop("description", None)
+    return item
 
 
 def _page(items: list, params: dict, key: str, operation: str) -> dict:
@@ -52,13 +65,13 @@ class RuntimeResponses:
         return {"status": doc["status"], "agentRuntimeId": doc["id"], "agentRuntimeVersion": doc["latest"]}
 
     def list_agent_runtimes(self, params: dict, ctx: RequestContext) -> dict:
-        items = [summary_view(d) for d in self.store.list(ctx.account_id, ctx.region)]
+        items = [_summary(d) for d in self.store.list(ctx.account_id, ctx.region)]
         return _page(items, params, "agentRuntimes", "ListAgentRuntimes")
 
     def list_agent_runtime_versions(self, params: dict, ctx: RequestContext) -> dict:
         doc = self.store.get(params["agentRuntimeId"], ctx.account_id, ctx.region)
         versions = sorted(doc["versions"], key=int, reverse=True)
-        return _page([summary_view(doc, v) for v in versions], params, "agentRuntimes", "ListAgentRuntimeVersions")
+        return _page([_summary(doc, v) for v in versions], params, "agentRuntimes", "ListAgentRuntimeVersions")
 
     # -- endpoints ---------------------------------------------------------------------------
     def create_agent_runtime_endpoint(self, params: dict, ctx: RequestContext) -> dict:
@@ -89,7 +102,12 @@ class RuntimeResponses:
         return {"status": ep["status"], "agentRuntimeId": doc["id"], "endpointName": ep["name"]}
 
     def list_agent_runtime_endpoints(self, params: dict, ctx: RequestContext) -> dict:
-        doc = self.store.get(params["agentRuntimeId"], ctx.account_id, ctx.region)
+        try:
+            doc = self.store.get(params["agentRuntimeId"], ctx.account_id, ctx.region)
+        except ResourceNotFoundException:
+            # botocore's model gives this operation no ResourceNotFoundException (only AccessDenied, Validation,
+            # Throttling, InternalServer): a runtime that does not exist has no endpoints to list.
+            doc = {"endpoints": {}}
         return _page([endpoint_view(doc, ep) for ep in doc["endpoints"].values()], params, "runtimeEndpoints",
                      "ListAgentRuntimeEndpoints")
 
@@ -117,7 +135,11 @@ class RuntimeResponses:
                                headers={SESSION_HEADER: session_id})
 
     def invoke_agent_runtime_command(self, params: dict, ctx: RequestContext) -> StreamingResult:
-        session_id = params["runtimeSessionId"]
+        session_id = params.get("runtimeSessionId")
+        if not session_id:
+            # Optional in the model, but a command runs inside a running session (devguide: runtime-execute-command).
+            raise ValidationException("runtimeSessionId is required to run a command: send the runtime session's id "
+                                      "in X-Amzn-Bedrock-AgentCore-Runtime-Session-Id.", fields=["runtimeSessionId"])
         body = params["body"]
         timeout = body.get("timeout", COMMAND_TIMEOUT_DEFAULT)
         proc = self.backend.attach_for_command(params["agentRuntimeArn"], params.get("qualifier"), session_id,

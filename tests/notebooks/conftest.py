@@ -19,8 +19,11 @@ from tests.support.emulator import EmulatorProcess
 class Workshop:
     """The shared emulator, and the notebooks run so far (stop after the first failure, as the runner does)."""
 
-    def __init__(self, emulator: EmulatorProcess, runs_dir: Path, settings: config.Settings):
+    def __init__(self, emulator: EmulatorProcess, runs_dir: Path, settings: config.Settings,
+                 shape_violations: Path | None = None):
         self.emulator = emulator
+        # The emulator's EMULATOR_CHECK_RESPONSES file: one line per response that broke botocore's shapes.
+        self.shape_violations = shape_violations
         self.runs_dir = runs_dir
         self.settings = settings
         self.failed: str | None = None
@@ -42,8 +45,10 @@ class Workshop:
 
 @pytest.fixture(scope="module")
 def workshop(tmp_path_factory):
+    violations = tmp_path_factory.mktemp("notebooks-conformance") / "shape-violations.jsonl"
     emulator = EmulatorProcess(tmp_path_factory.mktemp("notebooks-emulator"),
-                               env={"EMULATOR_EXTRACTION_DELAY": "0.3"}).start()
+                               env={"EMULATOR_EXTRACTION_DELAY": "0.3",
+                                    "EMULATOR_CHECK_RESPONSES": str(violations)}).start()
     state_dir = tmp_path_factory.mktemp("notebooks-workshop")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("WORKSHOP_TARGET", "local")
@@ -52,6 +57,6 @@ def workshop(tmp_path_factory):
         env.delenv("AWS_REGION", raising=False)
         env.delenv("AWS_DEFAULT_REGION", raising=False)
         try:
-            yield Workshop(emulator, tmp_path_factory.mktemp("runs"), config.load())
+            yield Workshop(emulator, tmp_path_factory.mktemp("runs"), config.load(), violations)
         finally:
             emulator.stop()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,16 @@ def test_notebook_runs_in_order_and_records_its_results(notebook, workshop):
         f"{notebook.name} ran with injected parameters, not as stored"
     for check in CHECKS.get(notebook.stem, []):
         check(workshop, executed)
+
+
+@pytest.mark.slow
+def test_every_response_of_the_workshop_fits_botocores_shapes(workshop):
+    """Runs after the notebooks (pytest keeps this file's order): the emulator checked each answer it gave them."""
+    if not workshop.executed:
+        pytest.skip("no notebook ran")
+    lines = [json.loads(line) for line in workshop.shape_violations.read_text().splitlines() if line.strip()]
+    assert not lines, f"{len(lines)} responses broke botocore's shapes, e.g.:\n" + "\n".join(
+        json.dumps(line) for line in lines[:10])
 
 
 def test_every_check_names_a_notebook_that_exists():
