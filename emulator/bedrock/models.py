@@ -14,7 +14,7 @@ from typing import Iterator
 
 from ..core.errors import ResourceNotFoundException, ValidationException
 from ..core.settings import Settings
-from .script import STREAM_OPERATION, Rule, Script, scripted_error, stream_error_body
+from .script import STREAM_OPERATION, Rule, Script, last_user_text, scripted_error, stream_error_body
 from .standin import MODEL_ID, ContentBlock, Reply, StandInModel, message_json, stream_events
 from .upstream import Outcome, Upstream
 
@@ -105,7 +105,7 @@ class BedrockBackend:
         if self.upstream is not None:
             return self._forwarded(model_id, doc, scripted)
         reply = self.model.reply(doc)
-        self._record(model_id, doc, reply, scripted=scripted)
+        self._record(model_id, doc, reply, scripted=scripted, operation=STREAM_OPERATION)
         return (("chunk", e) for e in stream_events(reply, f"msg_{uuid.uuid4().hex[:24]}"))
 
     def _scripted_stream(self, model_id: str, doc: dict, rule: Rule, note: dict) -> Iterator[StreamEvent]:
@@ -115,13 +115,14 @@ class BedrockBackend:
             if rule.delay_seconds:
                 time.sleep(rule.delay_seconds)
             error = scripted_error(code, rule)
-            self._record(model_id, doc, outcome=Outcome(error=f"{code}: {error.message}"), scripted=note)
+            self._record(model_id, doc, outcome=Outcome(error=f"{code}: {error.message}"), scripted=note,
+                         operation=STREAM_OPERATION)
             raise error
         reply = self._scripted_reply(doc, rule)
         if reply is None:
             events = self._stream(model_id, doc, scripted=note)
         else:
-            self._record(model_id, doc, reply, scripted=note)
+            self._record(model_id, doc, reply, scripted=note, operation=STREAM_OPERATION)
             events = (("chunk", e) for e in stream_events(reply, f"msg_{uuid.uuid4().hex[:24]}"))
         return _faulted(events, rule)
 
@@ -143,7 +144,8 @@ class BedrockBackend:
         try:
             resp = self.upstream.open_stream(doc)
         except Exception as e:
-            self._record(model_id, doc, outcome=Outcome(error=str(e)), scripted=scripted)
+            self._record(model_id, doc, outcome=Outcome(error=str(e)), scripted=scripted,
+                         operation=STREAM_OPERATION)
             raise
 
         def events():
@@ -151,7 +153,7 @@ class BedrockBackend:
             try:
                 yield from self.upstream.events(resp, outcome, started)
             finally:
-                self._record(model_id, doc, outcome=outcome, scripted=scripted)
+                self._record(model_id, doc, outcome=outcome, scripted=scripted, operation=STREAM_OPERATION)
 
         return events()
 
@@ -171,7 +173,7 @@ class BedrockBackend:
         return doc
 
     def _record(self, model_id: str, doc: dict, reply: Reply | None = None, outcome: Outcome | None = None,
-                scripted: dict | None = None) -> None:
+                scripted: dict | None = None, operation: str = "InvokeModel") -> None:
         if reply is not None:
             outcome = Outcome(stop_reason=reply.stop_reason,
                               tool_calls=[b.name for b in reply.blocks if b.kind == "tool_use"],
@@ -180,6 +182,10 @@ class BedrockBackend:
         entry = {
             "time": dt.datetime.now(dt.timezone.utc).isoformat(),
             "model_id": model_id,
+            # Which call (a client that falls back from streaming to InvokeModel shows here) and what the user
+            # said last (so a test can tell its calls from others'), beside what answered.
+            "operation": operation,
+            "prompt": last_user_text(doc)[:200],
             # A scripted answer is the stand-in's, whatever else answers the unscripted requests.
             "answered_by": MODEL_ID if reply is not None and scripted and scripted["answer"] else self.model_id,
             "messages": len(doc["messages"]),
