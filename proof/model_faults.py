@@ -18,6 +18,7 @@ from helpers.errors import WorkshopError
 
 from . import Profile, Report
 from ._deployed import deployed
+from .load import cpu_seconds
 
 # Claude Code's knobs, set on the runtime (so every session's CLI has them).
 MAX_RETRIES = 3
@@ -59,7 +60,7 @@ def run(profile: Profile) -> Report:
     cases = [c for c in CASES if c.short or profile.scale > 1]
     report.figures["claude_code_env"] = {"API_TIMEOUT_MS": API_TIMEOUT_MS, "CLAUDE_CODE_MAX_RETRIES": MAX_RETRIES}
     hangs = 0
-    setup = time.monotonic()
+    setup, cpu = time.monotonic(), cpu_seconds()
     with deployed("model-faults", environment={"API_TIMEOUT_MS": str(API_TIMEOUT_MS),
                                                 "CLAUDE_CODE_MAX_RETRIES": str(MAX_RETRIES)}) as env:
         # Start the session's agent first, so the first case's seconds are the fault's and not the agent's start.
@@ -88,6 +89,7 @@ def run(profile: Profile) -> Report:
                 report.expect_equal("gives_up.session_usable_after", bool(again.get("success")), True)
         env.script("DELETE")
     report.expect_zero("hangs", hangs, f"an invocation took over {HANG_SECONDS:g} s")
+    report.figures["cpu_seconds"] = round(cpu_seconds() - cpu, 1)
     return report
 
 
