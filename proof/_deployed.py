@@ -1,4 +1,4 @@
-"""A workshop deployed as the notebooks deploy it, on an emulator of its own, for the proof sections that need the agent.
+"""The workshop deployed as the notebooks deploy it, on an emulator of its own, for proof sections using the agent.
 
 An emulator process on a free port, then stack, memory, image (method local) and runtime through helpers, with
 the helpers' environment (WORKSHOP_TARGET, AWS_ENDPOINT_URL, WORKSHOP_STATE_DIR) pointed at it while the section

@@ -5,8 +5,9 @@ agent on a local runtime):
   - 16 threads, each with its own boto3 client, call helpers.memory.get_or_create_memory at once: one memory.
   - a workshop room: attendees (an actor and a session each; 8 in the short profile, 30 in the long one), all
     at once, each doing create-file, follow-up and history through helpers.invoke. The first step of 8 of them
-    is 8 concurrent runtime sessions; in the short profile only 3 of the 8 go on past it. Each attendee's file has a name and content of its own; afterwards each
-    session's S3 prefix, memory turns and log stream must hold its own token and no other attendee's.
+    is 8 concurrent runtime sessions; in the short profile only 3 of the 8 go on past it. Each attendee's file
+    has a name and content of its own; afterwards each session's S3 prefix, memory turns and log stream must
+    hold its own token and no other attendee's.
   - figures: throughput, p50/p95 latency per step, errors (0), cross-talk (0), steps skipped for time, and the
     CPU seconds the section cost (comparable across machines and loads, unlike its wall time).
 """

@@ -72,13 +72,15 @@ def test_scripted_answers_match_the_last_user_message_are_counted_and_are_still_
     assert "cannot reason" in assembled(_stream(emulator, "<system-reminder>deploy it</system-reminder>hi"))[0]["text"]
 
     text, tool = assembled(_stream(emulator, "please deploy it now"))
-    assert text["text"] == "Running the deploy." and (tool["name"], tool["input"]) == ("Bash", {"command": "echo deployed"})
+    assert text["text"] == "Running the deploy."
+    assert (tool["name"], tool["input"]) == ("Bash", {"command": "echo deployed"})
     # The tool's result comes back as a user message of tool results only: not the user's words, no match, so a
     # scripted tool call cannot loop.
     follow_up = [{"role": "user", "content": "please deploy it now"},
                  {"role": "assistant", "content": [{"type": "tool_use", "id": tool["id"], "name": "Bash",
                                                     "input": tool["input"]}]},
-                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool["id"], "content": "deployed"}]}]
+                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool["id"],
+                                               "content": "deployed"}]}]
     assert "deployed" in assembled(_stream(emulator, follow_up))[0]["text"]
 
     message = json.loads(emulator.client("bedrock-runtime").invoke_model(
