@@ -74,8 +74,8 @@ def deployed(name: str, environment: dict | None = None, emulator_env: dict | No
     # Runtimes settle in 0.2 s rather than the emulator's default 1 s: the proof is about the agent, not the wait.
     emu = EmulatorProcess(root / "emulator", env={"EMULATOR_EXTRACTION_DELAY": "0.3",
                                                   "EMULATOR_RUNTIME_TRANSITION": "0.2", **(emulator_env or {})})
-    emu.start()
     try:
+        emu.start()
         with _environment({"WORKSHOP_TARGET": "local", "AWS_ENDPOINT_URL": emu.endpoint,
                            "WORKSHOP_STATE_DIR": str(root / "workshop")}):
             tag = uuid.uuid4().hex[:8]
@@ -93,5 +93,6 @@ def deployed(name: str, environment: dict | None = None, emulator_env: dict | No
             finally:
                 runtime.delete_runtime(settings, progress=False)  # stops the sessions' agents
     finally:
-        emu.stop()
+        if emu.proc is not None:  # also when it never became healthy: it must not be left running
+            emu.stop()
         shutil.rmtree(root, ignore_errors=True)
