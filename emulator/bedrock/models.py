@@ -76,7 +76,8 @@ class BedrockBackend:
             self._record(model_id, doc, outcome=Outcome(error=f"{code}: {error.message}"), scripted=note)
             raise error
         if rule.drop:
-            # Half the answer, then the connection breaks: its headers went out, its body is cut.
+            # Half the answer, then the connection breaks: its headers went out, its body is cut. The stand-in
+            # writes it even with an upstream: it never arrives whole, so the upstream need not be asked.
             reply = self._scripted_reply(doc, rule) or self.model.reply(doc)
             self._record(model_id, doc, reply, scripted=note)
             whole = json.dumps(message_json(reply, f"msg_{uuid.uuid4().hex[:24]}")).encode()
@@ -186,8 +187,8 @@ class BedrockBackend:
             # said last (so a test can tell its calls from others'), beside what answered.
             "operation": operation,
             "prompt": last_user_text(doc)[:200],
-            # A scripted answer is the stand-in's, whatever else answers the unscripted requests.
-            "answered_by": MODEL_ID if reply is not None and scripted and scripted["answer"] else self.model_id,
+            # A Reply is the stand-in's (scripted answers too, whatever answers the unscripted requests).
+            "answered_by": MODEL_ID if reply is not None else self.model_id,
             "messages": len(doc["messages"]),
             "tools": len(doc.get("tools") or []),
             "max_tokens": doc.get("max_tokens"),
