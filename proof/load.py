@@ -60,6 +60,9 @@ def _memory_once(base, report: Report) -> None:
     callers = [base.with_(memory_name=name, memory_id_parameter=parameter, runtime_name=f"caller_{tag}_{i}")
                for i in range(MEMORY_CALLERS)]
     clients = [aws.client("bedrock-agentcore-control", s) for s in callers]
+    # Made before the start, so no caller is held back making its clients (helpers make them under one lock).
+    for s in callers:
+        aws.client("ssm", s)
     report.expect_equal("memory_clients", len({id(c) for c in clients}), MEMORY_CALLERS, "callers shared a client")
     gate = threading.Barrier(MEMORY_CALLERS)
     errors: list[str] = []
