@@ -206,6 +206,10 @@ class EmulatorApp:
             return iam.credentials_response(self.iam, environ)
         if path == iam.DECISIONS_PATH:
             return iam.decisions_response(self.iam, environ)
+        from .bedrock import script as bedrock_script
+
+        if path == bedrock_script.PATH:
+            return bedrock_script.admin_response(self.own["bedrock"].backends[0].script, environ)
         return None
 
     def _unsigned_owner(self, path: str) -> OwnService | None:

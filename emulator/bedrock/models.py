@@ -4,6 +4,7 @@ invocation log, and the one inference profile and foundation model the emulator 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import threading
@@ -13,7 +14,8 @@ from typing import Iterator
 
 from ..core.errors import ResourceNotFoundException, ValidationException
 from ..core.settings import Settings
-from .standin import MODEL_ID, Reply, StandInModel, message_json, stream_events
+from .script import STREAM_OPERATION, Rule, Script, last_user_text, scripted_error, stream_error_body
+from .standin import MODEL_ID, ContentBlock, Reply, StandInModel, message_json, stream_events
 from .upstream import Outcome, Upstream
 
 _CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -32,6 +34,8 @@ class BedrockBackend:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.model = StandInModel()
+        # Per-prompt answers and faults on purpose, set through /_emulator/bedrock/script (script.py).
+        self.script = Script()
         self.upstream = Upstream(settings.model_upstream) if settings.model_upstream else None
         # The id every answer, profile and log line shows: the upstream's model when there is one.
         self.model_id = settings.model_upstream.model if settings.model_upstream else MODEL_ID
@@ -45,16 +49,44 @@ class BedrockBackend:
         """InvokeModel: the whole Anthropic message answering one Messages request, recorded in the log."""
         self._check_model(model_id)
         doc = self._request(body)
+        taken = self.script.take(doc, "InvokeModel")
+        if taken is not None:
+            return self._scripted_message(model_id, doc, *taken)
+        return self._message(model_id, doc)
+
+    def _message(self, model_id: str, doc: dict, scripted: dict | None = None) -> dict:
         if self.upstream is not None:
             try:
                 message, outcome = self.upstream.message(doc)
             except Exception as e:
-                self._record(model_id, doc, outcome=Outcome(error=str(e)))
+                self._record(model_id, doc, outcome=Outcome(error=str(e)), scripted=scripted)
                 raise
-            self._record(model_id, doc, outcome=outcome)
+            self._record(model_id, doc, outcome=outcome, scripted=scripted)
             return message
         reply = self.model.reply(doc)
-        self._record(model_id, doc, reply)
+        self._record(model_id, doc, reply, scripted=scripted)
+        return message_json(reply, f"msg_{uuid.uuid4().hex[:24]}")
+
+    def _scripted_message(self, model_id: str, doc: dict, rule: Rule, note: dict) -> dict:
+        if rule.delay_seconds:
+            time.sleep(rule.delay_seconds)
+        code = rule.error_for("InvokeModel")
+        if code is not None:
+            error = scripted_error(code, rule)
+            self._record(model_id, doc, outcome=Outcome(error=f"{code}: {error.message}"), scripted=note)
+            raise error
+        if rule.drop:
+            # Half the answer, then the connection breaks: its headers went out, its body is cut. The stand-in
+            # writes it even with an upstream: it never arrives whole, so the upstream need not be asked.
+            reply = self._scripted_reply(doc, rule) or self.model.reply(doc)
+            self._record(model_id, doc, reply, scripted=note)
+            whole = json.dumps(message_json(reply, f"msg_{uuid.uuid4().hex[:24]}")).encode()
+            raise DropConnection(f"connection dropped on purpose by script rule {rule.id}",
+                                 partial=whole[:len(whole) // 2])
+        reply = self._scripted_reply(doc, rule)
+        if reply is None:
+            return self._message(model_id, doc, scripted=note)
+        self._record(model_id, doc, reply, scripted=note)
         return message_json(reply, f"msg_{uuid.uuid4().hex[:24]}")
 
     def stream(self, model_id: str, body: bytes | None) -> Iterator[StreamEvent]:
@@ -65,18 +97,56 @@ class BedrockBackend:
         """
         self._check_model(model_id)
         doc = self._request(body)
+        taken = self.script.take(doc, STREAM_OPERATION)
+        if taken is not None:
+            return self._scripted_stream(model_id, doc, *taken)
+        return self._stream(model_id, doc)
+
+    def _stream(self, model_id: str, doc: dict, scripted: dict | None = None) -> Iterator[StreamEvent]:
         if self.upstream is not None:
-            return self._forwarded(model_id, doc)
+            return self._forwarded(model_id, doc, scripted)
         reply = self.model.reply(doc)
-        self._record(model_id, doc, reply)
+        self._record(model_id, doc, reply, scripted=scripted, operation=STREAM_OPERATION)
         return (("chunk", e) for e in stream_events(reply, f"msg_{uuid.uuid4().hex[:24]}"))
 
-    def _forwarded(self, model_id: str, doc: dict) -> Iterator[StreamEvent]:
+    def _scripted_stream(self, model_id: str, doc: dict, rule: Rule, note: dict) -> Iterator[StreamEvent]:
+        code = rule.error_for(STREAM_OPERATION)
+        if code is not None:
+            # Refused before any byte, as Bedrock refuses a call; a delay still comes first.
+            if rule.delay_seconds:
+                time.sleep(rule.delay_seconds)
+            error = scripted_error(code, rule)
+            self._record(model_id, doc, outcome=Outcome(error=f"{code}: {error.message}"), scripted=note,
+                         operation=STREAM_OPERATION)
+            raise error
+        reply = self._scripted_reply(doc, rule)
+        if reply is None:
+            events = self._stream(model_id, doc, scripted=note)
+        else:
+            self._record(model_id, doc, reply, scripted=note, operation=STREAM_OPERATION)
+            events = (("chunk", e) for e in stream_events(reply, f"msg_{uuid.uuid4().hex[:24]}"))
+        return _faulted(events, rule)
+
+    def _scripted_reply(self, doc: dict, rule: Rule) -> Reply | None:
+        """The rule's own answer (still the stand-in's: model local-stand-in), or None to answer as usual."""
+        if rule.answer is None and rule.tool is None:
+            return None
+        blocks = []
+        if rule.answer is not None:
+            blocks.append(ContentBlock("text", text=rule.answer))
+        if rule.tool is not None:
+            digest = hashlib.sha1(json.dumps([rule.id, rule.fired, rule.tool["name"]]).encode()).hexdigest()[:20]
+            blocks.append(ContentBlock("tool_use", name=rule.tool["name"], input=rule.tool["input"],
+                                       id=f"toolu_{digest}"))
+        return StandInModel._reply(blocks, "tool_use" if rule.tool is not None else "end_turn", len(json.dumps(doc)))
+
+    def _forwarded(self, model_id: str, doc: dict, scripted: dict | None = None) -> Iterator[StreamEvent]:
         started = time.monotonic()
         try:
             resp = self.upstream.open_stream(doc)
         except Exception as e:
-            self._record(model_id, doc, outcome=Outcome(error=str(e)))
+            self._record(model_id, doc, outcome=Outcome(error=str(e)), scripted=scripted,
+                         operation=STREAM_OPERATION)
             raise
 
         def events():
@@ -84,7 +154,7 @@ class BedrockBackend:
             try:
                 yield from self.upstream.events(resp, outcome, started)
             finally:
-                self._record(model_id, doc, outcome=outcome)
+                self._record(model_id, doc, outcome=outcome, scripted=scripted, operation=STREAM_OPERATION)
 
         return events()
 
@@ -103,7 +173,8 @@ class BedrockBackend:
             raise ValidationException("messages: required, a non-empty list of {role, content}.")
         return doc
 
-    def _record(self, model_id: str, doc: dict, reply: Reply | None = None, outcome: Outcome | None = None) -> None:
+    def _record(self, model_id: str, doc: dict, reply: Reply | None = None, outcome: Outcome | None = None,
+                scripted: dict | None = None, operation: str = "InvokeModel") -> None:
         if reply is not None:
             outcome = Outcome(stop_reason=reply.stop_reason,
                               tool_calls=[b.name for b in reply.blocks if b.kind == "tool_use"],
@@ -112,7 +183,12 @@ class BedrockBackend:
         entry = {
             "time": dt.datetime.now(dt.timezone.utc).isoformat(),
             "model_id": model_id,
-            "answered_by": self.model_id,
+            # Which call (a client that falls back from streaming to InvokeModel shows here) and what the user
+            # said last (so a test can tell its calls from others'), beside what answered.
+            "operation": operation,
+            "prompt": last_user_text(doc)[:200],
+            # A Reply is the stand-in's (scripted answers too, whatever answers the unscripted requests).
+            "answered_by": MODEL_ID if reply is not None else self.model_id,
             "messages": len(doc["messages"]),
             "tools": len(doc.get("tools") or []),
             "max_tokens": doc.get("max_tokens"),
@@ -125,6 +201,10 @@ class BedrockBackend:
         }
         if outcome.error:
             entry["error"] = outcome.error
+        if scripted:
+            entry["scripted"] = scripted
+            if scripted["fault"] and "error" not in entry:
+                entry["error"] = f"scripted fault: {scripted['fault']}"
         if self.dump_bodies:
             entry["request"] = doc
         with self._log_lock:
@@ -181,3 +261,42 @@ class BedrockBackend:
             "inferenceTypesSupported": ["ON_DEMAND", "INFERENCE_PROFILE"],
             "modelLifecycle": {"status": "ACTIVE"},
         }
+
+
+class DropConnection(ConnectionError):
+    """Raised while an answer is sent to drop the client's connection on purpose.
+
+    The WSGI server (werkzeug) takes a ConnectionError from the body as a dropped connection: it stops
+    writing, sends no last chunk and closes the socket, which is what a client sees when Bedrock's
+    connection breaks mid-answer. It closes only once the headers have gone out (they say
+    `Connection: close`), so some of the answer is always sent first: `partial`, for InvokeModel.
+    """
+
+    def __init__(self, message: str, partial: bytes = b""):
+        super().__init__(message)
+        self.partial = partial
+
+
+def _faulted(events: Iterator[StreamEvent], rule: Rule) -> Iterator[StreamEvent]:
+    """The answer's events, after the rule's delay, cut by its fault after `after_events` (before message_stop)."""
+    if rule.delay_seconds:
+        time.sleep(rule.delay_seconds)
+    faulty = rule.stream_error or rule.drop
+    sent = 0
+    try:
+        for member, event in events:
+            if faulty and (sent >= rule.after_events or event.get("type") == "message_stop" or member != "chunk"):
+                break
+            yield member, event
+            sent += 1
+        else:
+            if not faulty:
+                return
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()  # an upstream's connection is closed, and its call logged, when the stream is cut
+    if rule.stream_error:
+        yield rule.stream_error, stream_error_body(rule.stream_error, rule)
+        return
+    raise DropConnection(f"connection dropped on purpose by script rule {rule.id}")

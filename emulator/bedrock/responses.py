@@ -14,7 +14,8 @@ from ..core.backend import Backend
 from ..core.restjson import RequestContext, StreamingResult
 from ..core.settings import Settings
 from . import eventstream
-from .models import BedrockBackend
+from .models import BedrockBackend, DropConnection
+from .script import Script
 
 
 class BedrockResponses:
@@ -22,8 +23,11 @@ class BedrockResponses:
         self.backend = backend
 
     # -- bedrock-runtime -------------------------------------------------------------------
-    def invoke_model(self, params: dict, ctx: RequestContext) -> dict:
-        message = self.backend.message(params["modelId"], params.get("body"))
+    def invoke_model(self, params: dict, ctx: RequestContext) -> dict | StreamingResult:
+        try:
+            message = self.backend.message(params["modelId"], params.get("body"))
+        except DropConnection as drop:
+            return StreamingResult(_cut(drop), content_type="application/json")
         return {"body": json.dumps(message).encode("utf-8"), "contentType": "application/json"}
 
     def invoke_model_with_response_stream(self, params: dict, ctx: RequestContext) -> StreamingResult:
@@ -58,9 +62,24 @@ def _frame(member: str, event: dict) -> bytes:
     return eventstream.exception_event(member, fields.pop("message"), **fields)
 
 
+def _cut(drop: DropConnection):
+    """A body that breaks after its first part: the client has the headers and some bytes, then no more."""
+    yield drop.partial
+    raise drop
+
+
+class BedrockService(Backend):
+    """The bedrock backend, with its script reachable by the emulator's admin route."""
+
+    def __init__(self, backend: BedrockBackend, handlers: dict):
+        super().__init__("bedrock", handlers)
+        self.script: Script = backend.script
+
+
 def create_backend(settings: Settings) -> Backend:
-    r = BedrockResponses(BedrockBackend(settings))
-    return Backend("bedrock", {
+    backend = BedrockBackend(settings)
+    r = BedrockResponses(backend)
+    return BedrockService(backend, {
         "InvokeModel": r.invoke_model,
         "InvokeModelWithResponseStream": r.invoke_model_with_response_stream,
         "ListInferenceProfiles": r.list_inference_profiles,

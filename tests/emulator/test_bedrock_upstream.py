@@ -295,3 +295,34 @@ def test_when_the_model_answers_no_json_the_rules_extract(upstream_emulator, fak
                      "prefs": ["The user wants the assistant to keep lines under 100 characters."]}
     log = (upstream_emulator.state_dir / "emulator-test.log").read_text()
     assert "the local rules extract them instead" in log
+
+
+def test_with_an_upstream_scripted_answers_are_still_the_stand_ins_and_scripted_faults_cut_the_upstreams_stream(
+        upstream_emulator, runtime_client, fake):
+    from tests.emulator.test_bedrock_script import admin
+
+    admin(upstream_emulator, "DELETE")
+    try:
+        assert admin(upstream_emulator, "POST", {"rules": [
+            {"match": "scripted please", "times": 1, "answer": "From the script."},
+            {"match": "cut the upstream", "times": 1, "stream_error": "modelStreamErrorException", "after_events": 2},
+        ]})[0] == 200
+        asked = len(fake.requests)
+        _, events = stream(runtime_client, "scripted please")
+        decoded = [json.loads(e["chunk"]["bytes"]) for e in events]
+        assert decoded[0]["message"]["model"] == "local-stand-in" and assembled(decoded)[0]["text"] == "From the script."
+        assert len(fake.requests) == asked  # the upstream was not asked
+
+        _, events = stream(runtime_client, "cut the upstream")
+        seen = []
+        with pytest.raises(EventStreamError) as err:
+            for event in events:
+                seen.append(json.loads(event["chunk"]["bytes"])["type"])
+        assert err.value.response["Error"]["Code"] == "modelStreamErrorException" and len(seen) == 2
+        assert seen[0] == "message_start" and len(fake.requests) == asked + 1
+        entries = [json.loads(line) for line in
+                   (upstream_emulator.state_dir / "bedrock" / "invocations.jsonl").read_text().splitlines()][-2:]
+        assert [e["answered_by"] for e in entries] == ["local-stand-in", MODEL]
+        assert entries[1]["scripted"]["fault"] == "stream:modelStreamErrorException"
+    finally:
+        admin(upstream_emulator, "DELETE")
