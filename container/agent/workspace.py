@@ -11,6 +11,9 @@ import datetime as dt
 import json
 import logging
 import os
+import posixpath
+import re
+import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -44,6 +47,112 @@ def safe_relative(rel: str) -> PurePosixPath:
     if not rel or rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in rel.split("/")):
         raise UnsafePath(f"{rel!r} would leave the session's workspace")
     return PurePosixPath(rel)
+
+
+# Claude Code's file tools and the input keys that name what they touch (its tool schemas, as sent to the
+# model: Read/Write/Edit/MultiEdit `file_path`, NotebookEdit `notebook_path`, Glob/Grep/LS `path`).
+_PATH_KEYS = ("file_path", "notebook_path", "path")
+_FILE_TOOLS = frozenset({"Read", "Write", "Edit", "MultiEdit", "NotebookEdit", "Glob", "Grep", "LS"})
+# Where a shell command may name absolute paths outside the workspace: the system's programs and
+# libraries (read and run, never the user's data), and the few device files commands write to.
+SYSTEM_PREFIXES = ("/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/opt/", "/etc/alternatives/")
+SYSTEM_FILES = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/stdin", "/dev/tty", "/dev/zero",
+                          "/dev/urandom", "/dev/random", "/usr/bin/env", "/bin/sh", "/bin/bash"})
+# Shell words that reach outside the working directory without naming a path the check can see:
+# the home directory, the previous directory, a workspace of another session through a variable.
+_SHELL_ESCAPES = re.compile(r"(^|[^\w])~|\$\{?(HOME|OLDPWD|TMPDIR|WORKSPACE_ROOT|CLAUDE_CONFIG_DIR|"
+                            r"SESSION_STORAGE_PATH|PWD)\b|\bcd\s*($|[;&|])|\bpushd\b|\bpopd\b")
+_GLOB_CHARS = re.compile(r"[*?\[{]")
+
+
+def _inside(path: str, base: str) -> bool:
+    return path == base or path.startswith(base.rstrip("/") + "/")
+
+
+def _resolve(value: str, cwd: str) -> str:
+    """`value` as Claude Code's tools read it (relative to cwd) with `..` and symlinks resolved."""
+    return os.path.realpath(posixpath.join(cwd, os.path.expanduser(value) if value.startswith("~") else value))
+
+
+def _path_problem(value: str, cwd: str, what: str) -> str | None:
+    if "\x00" in value:
+        return f"{what} {value!r} holds a NUL byte"
+    resolved = _resolve(value, cwd)
+    if not _inside(resolved, cwd):
+        return f"{what} {value!r} resolves to {resolved}, outside the session's workspace {cwd}"
+    return None
+
+
+def _glob_base(pattern: str) -> str:
+    """The part of a glob pattern before its first wildcard: the directory it can reach at most."""
+    m = _GLOB_CHARS.search(pattern)
+    head = pattern if m is None else pattern[:m.start()]
+    return head.rsplit("/", 1)[0] if "/" in head else "."
+
+
+def confine(tool: str, tool_input: dict, workspace: Path) -> str | None:
+    """Why this tool call would read or write outside `workspace` (None when it stays inside).
+
+    File tools are held exactly: every path they name is resolved as the tool will open it (relative
+    to the workspace, `..` and symlinks followed) and must stay inside. Bash is checked by what its
+    command says: absolute paths outside the workspace (except the system's programs), `..`, `~`,
+    the home directory and similar variables, and a bare `cd` are refused. A command that builds a
+    path at run time (a script, `python -c`) is beyond what reading it can tell; see the README.
+    """
+    cwd = os.path.realpath(workspace)
+    if tool in _FILE_TOOLS:
+        for key in _PATH_KEYS:
+            value = tool_input.get(key)
+            if isinstance(value, str) and value:
+                problem = _path_problem(value, cwd, f"{tool} {key}")
+                if problem:
+                    return problem
+        pattern = tool_input.get("pattern")
+        if tool == "Glob" and isinstance(pattern, str):
+            base = posixpath.join(tool_input.get("path") or cwd, _glob_base(pattern))
+            if pattern.startswith("/") or ".." in pattern.split("/") or pattern.startswith("~"):
+                return _path_problem(base, cwd, "Glob pattern") or f"Glob pattern {pattern!r} climbs out of the workspace"
+        return None
+    if tool == "Bash":
+        return _bash_problem(str(tool_input.get("command") or ""), cwd)
+    return None
+
+
+def _bash_problem(command: str, cwd: str) -> str | None:
+    if "\x00" in command:
+        return "the command holds a NUL byte"
+    m = _SHELL_ESCAPES.search(command)
+    if m:
+        return (f"the command reaches outside the workspace through {m.group(0).strip()!r}; "
+                "name files relative to the workspace")
+    try:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        words = list(lexer)
+    except ValueError as exc:  # unbalanced quotes: what the shell would see cannot be told
+        return f"the command cannot be read ({exc}); quote it plainly"
+    redirect = False
+    for word in words:
+        if word and set(word) <= set("<>&|;"):
+            redirect = ">" in word  # the next word is a file the shell writes
+            continue
+        target, redirect = redirect, False
+        if target and word.startswith("/") and not _inside(os.path.realpath(word), cwd) and word not in SYSTEM_FILES:
+            return f"the command writes to {word!r}, outside the session's workspace {cwd}"
+        # A path may follow '=' (--output=/x, VAR=/x) or ':' (PATH-like lists) inside one word.
+        for part in re.split(r"[=:,]", word):
+            if not part:
+                continue
+            if ".." in part.split("/"):
+                return f"the command climbs out of the workspace with {part!r}; name files relative to the workspace"
+            if part.startswith("/"):
+                resolved = os.path.realpath(part)
+                if _inside(resolved, cwd) or resolved in SYSTEM_FILES or part in SYSTEM_FILES:
+                    continue
+                if any(resolved.startswith(p) or part.startswith(p) for p in SYSTEM_PREFIXES):
+                    continue
+                return f"the command names {part!r}, outside the session's workspace {cwd}"
+    return None
 
 
 class Workspace:
