@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 
@@ -134,11 +135,29 @@ def runtime_session_id(value: str) -> str:
     name = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
     if SESSION_ID_PATTERN.fullmatch(value):
         return value
+    problem = _climbs(value)
+    if problem:
+        raise BadRequest(name, f"{_show(value)} {problem}; a runtime session id names a session, not a path "
+                               "(helpers.runtime derives one from the actor and session names)")
     if not RUNTIME_SESSION_MIN <= len(value) <= RUNTIME_SESSION_MAX:
         return check_session_id(name, value)  # raises, naming the header
     digest = hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:_HASH_CHARS]
     prefix = re.sub(r"[^A-Za-z0-9_-]+", "-", value).lstrip("-_")[:100 - _HASH_CHARS - 1].rstrip("-_")
     return f"{prefix}-{digest}" if prefix else f"rt-{digest}"
+
+
+_CLIMB = re.compile(r"(^|[/\\])\.\.($|[/\\])|^[/\\~]|\\|%2e|%2f|%5c|%00", re.IGNORECASE)
+
+
+def _climbs(value: str) -> str | None:
+    """What in `value` reads as a path leaving its directory: `..`, a root, a backslash, their %-escapes,
+    their Unicode look-alikes (NFKC folds e.g. U+FF0E FULLWIDTH FULL STOP to '.'), or a control character."""
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        return "contains a control character"
+    folded = unicodedata.normalize("NFKC", value)
+    if _CLIMB.search(folded):
+        return "reads as a path that climbs out of its directory (.., /, \\, ~ or their %-escapes or look-alikes)"
+    return None
 
 
 def parse(body: bytes, settings: AgentSettings, header_session_id: str | None = None) -> Invocation:
