@@ -1,54 +1,19 @@
 """The agent's file tools stay in the caller's workspace, and one poisoned turn never breaks a session.
 
-Both run the real Claude Code CLI against the stand-in model, whose cues turn "create <path> that
-prints X" into a Write call and "show <path>" into a Read call (emulator/bedrock/standin.py).
+The same rules are proved end to end, through the real Claude Code CLI and a real agent process, by
+proof/agent_input.py (run by tests/proof in `make test`): another actor's files read and written through
+`x/../../../alice/...` paths, files outside the workspace root, NUL bytes in memory.
 """
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from pathlib import Path
 
 import pytest
 
 from agent.workspace import confine
 
 from .conftest import invoke
-
-
-def _files(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*") if p.is_file()}
-
-
-def test_file_tools_cannot_read_or_write_another_actors_workspace_or_outside_the_root(make_agent, tmp_path):
-    client = make_agent()
-    root = tmp_path / "workspaces"
-    alice, mallory = f"alice-{uuid.uuid4().hex[:6]}", f"mallory-{uuid.uuid4().hex[:6]}"
-    out = invoke(client, prompt="create secret.txt that prints alice-private-words", actor_id=alice, session_id="s1")
-    assert (root / alice / "s1" / "secret.txt").read_text() == "alice-private-words\n", out
-    before = _files(tmp_path)
-    climb = f"x/../../../{alice}/s1"
-    read = invoke(client, prompt=f"show {climb}/secret.txt", actor_id=mallory, session_id="m1")
-    planted = invoke(client, prompt=f"create {climb}/planted.py that prints pwned", actor_id=mallory,
-                     session_id="m1")
-    escaped = invoke(client, prompt="create x/../../../../escaped.py that prints out", actor_id=mallory,
-                     session_id="m1")
-    # The same cue inside the workspace works: the refusals above are the confinement's, not the cue's.
-    own = invoke(client, prompt="create notes/own.py that prints mine", actor_id=mallory, session_id="m1")
-
-    assert "alice-private-words" not in read["result"], read
-    assert any(w.startswith("refused Read") for w in read["warnings"]), read["warnings"]
-    for answer in (planted, escaped):
-        assert any(w.startswith("refused Write") for w in answer["warnings"]), answer["warnings"]
-    assert (root / mallory / "m1" / "notes" / "own.py").read_text() == "print(\"mine\")\n", own
-    new = _files(tmp_path) - before
-    mine = root / mallory / "m1"
-    # Beside the workspace only the agent's own bookkeeping (manifests, conversation pointers) and
-    # Claude Code's state under HOME may appear.
-    stray = [p for p in new if not (p.is_relative_to(mine) or p.is_relative_to(root / ".manifests")
-                                    or p.is_relative_to(root / ".conversations") or p.is_relative_to(tmp_path / "home"))]
-    assert stray == []
-    assert not (root / alice / "s1" / "planted.py").exists() and not (tmp_path / "escaped.py").exists()
 
 
 @pytest.mark.parametrize("tool,tool_input", [
