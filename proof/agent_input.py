@@ -44,7 +44,11 @@ from agent.settings import AgentSettings  # noqa: E402
 from tests.support.emulator import EmulatorProcess, free_port  # noqa: E402
 
 HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+# A refused request is decided before any work starts: an answer slower than this is a hang. An
+# accepted one runs Claude Code, whose time is the machine's (seconds here, more on a loaded CI
+# runner): it counts as hung past RUN_HANG_SECONDS, well below the agent's own run timeout.
 HANG_SECONDS = 10.0
+RUN_HANG_SECONDS = 60.0
 CANARY = "canary-" + uuid.uuid4().hex  # a secret's content: seen in any answer, it was read from outside
 
 # Ids that try to leave the workspace directory or the S3 prefix, or to pass for another actor.
@@ -71,6 +75,8 @@ class Tally:
     by_status: dict[str, int] = field(default_factory=dict)
     server_errors: list[str] = field(default_factory=list)
     hangs: list[str] = field(default_factory=list)
+    run_hangs: list[str] = field(default_factory=list)
+    run_seconds: list[float] = field(default_factory=list)
     unnamed_400s: list[str] = field(default_factory=list)
     wrong_field_400s: list[str] = field(default_factory=list)
     accepted_refused: list[str] = field(default_factory=list)  # the agent's parser refuses it, yet 200 (or reverse)
@@ -233,7 +239,11 @@ def _send(agent: Agent, tally: Tally, body: bytes, header: str | None = None, la
 def _tally(tally: Tally, resp: httpx.Response, seconds: float, what: str, expected, expected_field) -> None:
     tally.sent += 1
     tally.by_status[str(resp.status_code)] = tally.by_status.get(str(resp.status_code), 0) + 1
-    if seconds > HANG_SECONDS:
+    if resp.status_code == 200:
+        tally.run_seconds.append(seconds)
+        if seconds > RUN_HANG_SECONDS:
+            tally.run_hangs.append(f"{what}: {seconds:.1f} s")
+    elif seconds > HANG_SECONDS:
         tally.hangs.append(f"{what}: {seconds:.1f} s")
     if resp.status_code >= 500:
         tally.server_errors.append(f"{what}: {resp.status_code} {resp.text[:200]}")
@@ -338,10 +348,14 @@ def _attack_and_poison(agent: Agent, tally: Tally) -> dict:
     victim_files = _victim(agent, tally)
     before = agent.files()
 
-    def attack(n_prompt):
+    def attack(n_prompt) -> bool:
+        """Whether the attack's tool call was made and refused (a cue that made no call proves nothing)."""
         n, prompt = n_prompt
-        _send(agent, tally, _body({"prompt": prompt, "actor_id": ATTACKER, "session_id": f"m{n}"}), label=prompt,
-              must=True)
+        resp = _send(agent, tally, _body({"prompt": prompt, "actor_id": ATTACKER, "session_id": f"m{n}"}),
+                     label=prompt, must=True)
+        if resp is None or resp.status_code != 200:
+            return False
+        return any(w.startswith(("refused Read", "refused Write")) for w in resp.json()["output"]["warnings"])
 
     def poisoned(session: str, calls: int) -> bool:
         for _ in range(calls):  # a second call also reads the first call's own turn
@@ -351,7 +365,7 @@ def _attack_and_poison(agent: Agent, tally: Tally) -> dict:
                 return False
         return True
 
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(2) as pool:  # two at a time: the machine may have two cores
         attacks = list(pool.map(attack, enumerate(_attacks(agent))))
         sessions = [(f"p{n}", 2 if n == 0 else 1) for n in range(len(poisons))] + [("refused", 1)]
         healthy = list(pool.map(lambda a: poisoned(*a), sessions))
@@ -360,6 +374,7 @@ def _attack_and_poison(agent: Agent, tally: Tally) -> dict:
                and not _expected(agent, p, attackers | {("poisoned", s) for s, _ in sessions})]
     planted = {p for p in (agent.workspaces / VICTIM).rglob("*") if p.is_file()} - victim_files
     return {"written": [str(p) for p in written + sorted(planted)], "attackers": attackers,
+            "attacks": len(attacks), "attacks_refused": attacks.count(True),
             "poisoned_tried": len(sessions), "poisoned_broken": healthy.count(False)}
 
 
@@ -414,7 +429,6 @@ def _generated(agent: Agent, tally: Tally, examples: int, deadline: float) -> in
 def run(profile: Profile) -> Report:
     report = Report("agent_input")
     started = time.monotonic()
-    deadline = started + profile.section_seconds * 0.9  # generation stops here; the searches after are quick
     base = Path(tempfile.mkdtemp(prefix="proof-agent-input-"))
     agent = Agent(base)
     tally = Tally()
@@ -431,7 +445,9 @@ def run(profile: Profile) -> Report:
         report.figures["seconds_escapes_and_poisoned"] = round(time.monotonic() - phase, 1)
         phase = time.monotonic()
         tally.cli_budget = profile.scale
-        generated = _generated(agent, tally, examples=60 * profile.scale, deadline=deadline)
+        # Generation has its own slice of the section's time, so a slow start cannot leave it none.
+        generated = _generated(agent, tally, examples=60 * profile.scale,
+                               deadline=time.monotonic() + profile.section_seconds * 0.25)
         report.figures["seconds_generated"] = round(time.monotonic() - phase, 1)
         pairs = tally.accepted_pairs
         stray_files = [str(p) for p, mtime in agent.files().items()
@@ -449,6 +465,11 @@ def run(profile: Profile) -> Report:
     report.figures["header_values_http_cannot_carry"] = tally.unsendable
     report.expect_zero("5xx", len(tally.server_errors), "; ".join(tally.server_errors[:3]))
     report.expect_zero("hangs_over_10s", len(tally.hangs), "; ".join(tally.hangs[:3]))
+    report.expect_zero("claude_code_runs_over_60s", len(tally.run_hangs), "; ".join(tally.run_hangs[:3]))
+    runs = sorted(tally.run_seconds)
+    if runs:
+        report.figures["claude_code_run_seconds_p50"] = round(runs[len(runs) // 2], 1)
+        report.figures["claude_code_run_seconds_max"] = round(runs[-1], 1)
     report.expect_zero("400s_not_naming_the_field", len(tally.unnamed_400s), "; ".join(tally.unnamed_400s[:3]))
     report.expect_zero("400s_naming_another_field", len(tally.wrong_field_400s), "; ".join(tally.wrong_field_400s[:3]))
     report.expect_zero("answers_unlike_the_agents_own_parser", len(tally.accepted_refused),
@@ -459,6 +480,8 @@ def run(profile: Profile) -> Report:
                        "; ".join(inside_root[:3]))
     report.expect_zero("files_read_outside_the_callers_workspace", len(tally.leaks), "; ".join(tally.leaks[:3]))
     report.expect_zero("s3_keys_outside_accepted_prefixes", len(s3_strays), "; ".join(s3_strays[:3]))
+    report.expect_equal("escape_attempts_refused_by_the_confinement", escapes["attacks_refused"], escapes["attacks"],
+                        "an attack whose Read or Write was not refused proves nothing (did the stand-in's cue change?)")
     report.figures["poisoned_sessions_tried"] = escapes["poisoned_tried"]
     report.expect_zero("sessions_broken_by_a_poisoned_turn", escapes["poisoned_broken"])
     if report.ok:
