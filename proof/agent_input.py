@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:
 
 from agent.request import BadRequest, parse  # noqa: E402  (the agent is a source tree, not a package)
 from agent.settings import AgentSettings  # noqa: E402
+from agent.workspace import probe_isolation  # noqa: E402
 
 from tests.support.emulator import EmulatorProcess, free_port  # noqa: E402
 
@@ -455,6 +456,7 @@ def run(profile: Profile) -> Report:
         outside_root = sorted({p for p in escapes["written"] + stray_files
                                if not Path(p).is_relative_to(agent.workspaces)})
         s3_strays = _s3_strays(agent, pairs)
+        isolation_problem = probe_isolation(agent.workspaces, [agent.home])
     finally:
         agent.stop()
     report.figures["requests_sent"] = tally.sent
@@ -482,6 +484,9 @@ def run(profile: Profile) -> Report:
     report.expect_zero("s3_keys_outside_accepted_prefixes", len(s3_strays), "; ".join(s3_strays[:3]))
     report.expect_equal("escape_attempts_refused_by_the_confinement", escapes["attacks_refused"], escapes["attacks"],
                         "an attack whose Read or Write was not refused proves nothing (did the stand-in's cue change?)")
+    # Whether this machine let the agent hold Bash in a mount namespace (the same probe the agent runs).
+    problem = isolation_problem
+    report.figures["bash_isolation"] = "namespace" if problem is None else f"unavailable: {problem}"
     report.figures["poisoned_sessions_tried"] = escapes["poisoned_tried"]
     report.expect_zero("sessions_broken_by_a_poisoned_turn", escapes["poisoned_broken"])
     if report.ok:

@@ -21,7 +21,7 @@ from claude_agent_sdk import (AssistantMessage, ClaudeAgentOptions, HookMatcher,
 
 from .request import clean_text
 from .settings import AgentSettings
-from .workspace import confine
+from .workspace import confine, isolated_command, probe_isolation
 
 log = logging.getLogger("agent.runner")
 MEMORY_PREFACE = "What AgentCore Memory remembers about this user and session follows; use it when it is relevant."
@@ -66,7 +66,39 @@ def tool_target(tool_input: dict, cwd: Path | None = None) -> str:
     return ""
 
 
-def confinement_hook(cwd: Path, refused: list[dict]):
+@dataclass
+class BashIsolation:
+    """Whether this run's Bash commands go through the mount namespace, and why not."""
+
+    hidden: list[Path] = field(default_factory=list)  # covered inside: the workspace root, HOME, Claude's state
+    problem: str | None = None  # why the namespace is not available here (None: it is)
+    required: bool = False  # AGENT_BASH_ISOLATION=namespace: without it, Bash is refused
+    active: bool = False
+
+
+_probed: dict[tuple, str | None] = {}  # one real probe per process and set of directories
+
+
+def bash_isolation(settings: AgentSettings, permission_mode: str, allowed_tools: tuple[str, ...]) -> BashIsolation:
+    hidden = [settings.workspace_root, Path.home(), settings.claude_state_dir()]
+    iso = BashIsolation(hidden=hidden, required=settings.bash_isolation == "namespace")
+    if settings.bash_isolation == "off":
+        return iso
+    # A rewritten command no longer matches scoped rules such as Bash(npm test:*), and is never one of
+    # the read-only commands Claude Code lets through unasked: only where Bash itself is allowed.
+    if "Bash" not in allowed_tools and permission_mode != "bypassPermissions":
+        return iso
+    key = tuple(str(h) for h in hidden)
+    if key not in _probed:
+        _probed[key] = probe_isolation(settings.workspace_root, hidden[1:])
+        if _probed[key]:
+            log.warning("Bash cannot be isolated here: %s", _probed[key])
+    iso.problem = _probed[key]
+    iso.active = iso.problem is None
+    return iso
+
+
+def confinement_hook(cwd: Path, refused: list[dict], isolation: BashIsolation | None = None):
     """A PreToolUse hook that refuses tool calls reaching outside `cwd` (agent/workspace.py's confine).
 
     Hooks run before Claude Code's permission rules and modes, and a hook's deny holds in every mode,
@@ -76,7 +108,16 @@ def confinement_hook(cwd: Path, refused: list[dict]):
     """
     async def hook(hook_input, tool_use_id, _context):
         tool = hook_input.get("tool_name", "")
-        reason = confine(tool, hook_input.get("tool_input") or {}, cwd)
+        tool_input = hook_input.get("tool_input") or {}
+        reason = confine(tool, tool_input, cwd)
+        if reason is None and tool == "Bash" and isolation is not None:
+            if isolation.active:
+                # No permissionDecision: the rewritten call still passes Claude Code's own rules and mode.
+                command = isolated_command(str(tool_input.get("command") or ""), cwd, isolation.hidden)
+                return {"hookSpecificOutput": {"hookEventName": "PreToolUse",
+                                               "updatedInput": {**tool_input, "command": command}}}
+            if isolation.required:
+                reason = f"AGENT_BASH_ISOLATION=namespace, and Bash cannot be isolated here ({isolation.problem})"
         if reason is None:
             return {}
         refused.append({"tool": tool, "tool_use_id": tool_use_id or hook_input.get("tool_use_id"), "reason": reason})
@@ -90,7 +131,8 @@ def confinement_hook(cwd: Path, refused: list[dict]):
 
 def build_options(settings: AgentSettings, cwd: Path, permission_mode: str, allowed_tools: tuple[str, ...],
                   max_turns: int, memory_context: str, stderr_lines: collections.deque, resume: str | None = None,
-                  session_store=None, refused: list[dict] | None = None) -> ClaudeAgentOptions:
+                  session_store=None, refused: list[dict] | None = None,
+                  isolation: BashIsolation | None = None) -> ClaudeAgentOptions:
     system_prompt = {"type": "preset", "preset": "claude_code"}
     if memory_context:
         system_prompt["append"] = MEMORY_PREFACE + "\n" + memory_context
@@ -111,7 +153,7 @@ def build_options(settings: AgentSettings, cwd: Path, permission_mode: str, allo
         # rebuilds the transcript from it first, so a fresh microVM continues too.
         resume=resume,
         session_store=session_store,
-        hooks={"PreToolUse": [confinement_hook(cwd, refused if refused is not None else [])]},
+        hooks={"PreToolUse": [confinement_hook(cwd, refused if refused is not None else [], isolation)]},
     )
 
 
@@ -134,8 +176,13 @@ async def run_claude(settings: AgentSettings, cwd: Path, prompt: str, permission
         # prompt, marked as context rather than as the user's words.
         prompt = (f"<system-reminder>\n{MEMORY_PREFACE}\n{memory_context}\n</system-reminder>\n\n{prompt}")
         memory_context = ""
+    isolation = await asyncio.to_thread(bash_isolation, settings, permission_mode, allowed_tools)
+    if isolation.problem and not isolation.required:
+        outcome.warnings.append(f"Bash runs without OS isolation on this machine ({isolation.problem}); its commands "
+                                "are checked by what they say only (set AGENT_BASH_ISOLATION=namespace to refuse "
+                                "Bash instead)")
     options = build_options(settings, cwd, permission_mode, allowed_tools, max_turns, memory_context, stderr_lines,
-                            resume, session_store, outcome.confined)
+                            resume, session_store, outcome.confined, isolation)
     events: asyncio.Queue = asyncio.Queue()
     done = object()
     started = time.monotonic()

@@ -14,6 +14,9 @@ import os
 import posixpath
 import re
 import shlex
+import subprocess
+import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -153,6 +156,90 @@ def _bash_problem(command: str, cwd: str) -> str | None:
                     continue
                 return f"the command names {part!r}, outside the session's workspace {cwd}"
     return None
+
+
+# Bash, held at the OS level: each command runs in a mount namespace of its own (util-linux unshare;
+# a user namespace too when not root) where every mount is read-only, the workspace root, HOME and
+# Claude Code's state are empty tmpfs (other actors' workspaces vanish), /tmp, /var/tmp and /dev/shm
+# are private tmpfs, and only the caller's workspace is bound back, writable. The workspace is opened
+# before it is covered and bound back from that descriptor (--no-canonicalize, or mount(8) would
+# resolve /proc/self/fd/3 to the now-covered path). A mount whose remount fails stays as it was: the
+# probe below, and the proof (proof/agent_input.py), check what the boundary really holds.
+_ISOLATE = r"""
+set -eu
+ws=$1; cmd=$2; shift 2
+start=$(pwd -P)
+exec 3<"$ws"
+mount -n --make-rprivate /
+mount -n --rbind / /
+cd /
+awk '{print $5, $6}' /proc/self/mountinfo | while read -r mp opts; do
+  case "$mp" in /proc|/proc/*|/sys|/sys/*) continue ;; esac
+  keep=$(printf %s "$opts" | tr , '
+' | grep -Ex 'nosuid|nodev|noexec|noatime|nodiratime|relatime' | paste -sd, -)
+  mount -n -o "remount,bind,ro${keep:+,$keep}" "$mp" 2>/dev/null || true
+done
+for d in /tmp /var/tmp /dev/shm "$@"; do
+  [ -d "$d" ] || mkdir -p "$d" 2>/dev/null || continue
+  mount -n -t tmpfs -o mode=0755 tmpfs "$d"
+done
+mkdir -p "$ws"
+mount -n --no-canonicalize --bind /proc/self/fd/3 "$ws"
+mount -n -o remount,bind,rw "$ws"
+exec 3<&-
+cd "$start" 2>/dev/null || cd "$ws"
+if command -v bash >/dev/null; then exec bash -c "$cmd"; else exec sh -c "$cmd"; fi
+"""
+
+
+def isolated_command(command: str, workspace: Path, hidden: list[Path]) -> str:
+    """`command` as Bash should run it: inside the mount namespace above (see _ISOLATE)."""
+    userns = ["--user", "--map-root-user"] if os.geteuid() != 0 else []
+    # A HOME of "/" (or above /usr) would cover the system itself: such a directory is not covered.
+    covered = [p for p in (os.path.realpath(h) for h in hidden) if p != "/" and not "/usr/".startswith(p + "/")]
+    return shlex.join(["unshare", *userns, "--mount", "sh", "-c", _ISOLATE, "isolate",
+                       os.path.realpath(workspace), command, *covered])
+
+
+def probe_isolation(root: Path, hidden: list[Path]) -> str | None:
+    """Why Bash cannot be isolated on this machine (None when it can): a real run, checked from outside.
+
+    Inside, a command writes to its workspace (must land), beside it and outside the root (must not),
+    and reads another workspace (must not see it).
+    """
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        base = Path(tempfile.mkdtemp(prefix=".isolation-probe-", dir=root))
+    except OSError as exc:
+        return f"cannot make a probe directory under {root}: {exc}"
+    try:
+        ws, other = base / "a" / "s", base / "b" / "s"
+        ws.mkdir(parents=True)
+        other.mkdir(parents=True)
+        secret = uuid.uuid4().hex
+        (other / "secret.txt").write_text(secret)
+        outside = root.parent / f".isolation-probe-{uuid.uuid4().hex}"
+        command = (f"echo in > inside.txt; echo out > {shlex.quote(str(outside))}; "
+                   f"echo out > {shlex.quote(str(base / 'beside.txt'))}; cat {shlex.quote(str(other / 'secret.txt'))}")
+        try:
+            run = subprocess.run(["sh", "-c", isolated_command(command, ws, [root, *hidden])], cwd=ws,
+                                 capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"unshare could not run: {exc}"
+        problems = []
+        if not (ws / "inside.txt").exists():
+            problems.append("the command could not write its own workspace"
+                            + (f" ({run.stderr.strip()[-300:]})" if run.stderr.strip() else ""))
+        if outside.exists():
+            outside.unlink()
+            problems.append("it wrote outside the workspace root")
+        if (base / "beside.txt").exists():
+            problems.append("it wrote beside its workspace")
+        if secret in run.stdout:
+            problems.append("it read another workspace")
+        return "; ".join(problems) or None
+    finally:
+        subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
 class Workspace:

@@ -7,11 +7,13 @@ proof/agent_input.py (run by tests/proof in `make test`): another actor's files 
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
-from agent.workspace import confine
+from agent.workspace import confine, isolated_command, probe_isolation
 
 from .conftest import invoke
 
@@ -72,3 +74,30 @@ def test_a_turn_holding_a_nul_byte_in_memory_does_not_break_the_session(make_age
         assert out["success"] is True, out
         assert "remember ab" in out["result"]  # the turn reached the model, without its NUL
         assert any("NUL bytes" in w for w in out["warnings"]), out["warnings"]
+
+
+def test_bash_in_its_namespace_sees_and_changes_only_its_own_workspace(tmp_path):
+    root, home = tmp_path / "root", tmp_path / "home"
+    mine, theirs = root / "me" / "s1", root / "alice" / "s1"
+    for d in (mine, theirs, home):
+        d.mkdir(parents=True)
+    (theirs / "secret.txt").write_text("alice-private-words")
+    (home / ".aws-like").write_text("home-private-words")
+    problem = probe_isolation(root, [home])
+    if problem:
+        pytest.skip(f"this machine cannot isolate Bash: {problem}")
+    # What the path check cannot see: paths built at run time.
+    command = ("ls -R " + str(root) + "; cat $(printf '%s' " + str(theirs) + ")/secret.txt; "
+               "cat \"$(dirname $(pwd))/../alice/s1/secret.txt\"; cat " + str(home) + "/.aws-like; "
+               "python3 -c \"open('/'+'" + str(tmp_path)[1:] + "/escaped.txt','w').write('x')\"; "
+               "echo x > " + str(root) + "/planted.txt; echo x > " + str(theirs) + "/planted.txt; "
+               "echo x > /usr/local/planted.txt; echo mine > own.txt; mkdir -p sub && echo deep > sub/f.txt; pwd")
+    run = subprocess.run(["sh", "-c", isolated_command(command, mine, [root, home])], cwd=mine,
+                         capture_output=True, text=True, timeout=30)
+    assert "private-words" not in run.stdout
+    assert "alice" not in run.stdout.split(str(mine))[0]  # the listing of the root shows only this actor
+    assert run.stdout.strip().endswith(str(mine))  # it ran where Claude Code's shell was
+    assert (mine / "own.txt").read_text() == "mine\n" and (mine / "sub" / "f.txt").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [".aws-like", "f.txt", "own.txt",
+                                                                         "secret.txt"]
+    assert not Path("/usr/local/planted.txt").exists()
