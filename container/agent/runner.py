@@ -16,10 +16,12 @@ from typing import AsyncIterator
 # it to be optional.
 sys.modules.setdefault("rfc3987_syntax", None)
 
-from claude_agent_sdk import (AssistantMessage, ClaudeAgentOptions, ResultMessage, SystemMessage, TextBlock,
-                              ToolResultBlock, ToolUseBlock, UserMessage, query)
+from claude_agent_sdk import (AssistantMessage, ClaudeAgentOptions, HookMatcher, ResultMessage, SystemMessage,
+                              TextBlock, ToolResultBlock, ToolUseBlock, UserMessage, query)
 
+from .request import clean_text
 from .settings import AgentSettings
+from .workspace import confine, isolated_command, probe_isolation
 
 log = logging.getLogger("agent.runner")
 MEMORY_PREFACE = "What AgentCore Memory remembers about this user and session follows; use it when it is relevant."
@@ -43,6 +45,8 @@ class RunOutcome:
     claude_session_id: str | None = None
     permission_denials: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Tool calls refused for reaching outside the workspace: {"tool", "tool_use_id", "reason"}.
+    confined: list[dict] = field(default_factory=list)
 
 
 def tool_target(tool_input: dict, cwd: Path | None = None) -> str:
@@ -62,9 +66,73 @@ def tool_target(tool_input: dict, cwd: Path | None = None) -> str:
     return ""
 
 
+@dataclass
+class BashIsolation:
+    """Whether this run's Bash commands go through the mount namespace, and why not."""
+
+    hidden: list[Path] = field(default_factory=list)  # covered inside: the workspace root, HOME, Claude's state
+    problem: str | None = None  # why the namespace is not available here (None: it is)
+    required: bool = False  # AGENT_BASH_ISOLATION=namespace: without it, Bash is refused
+    active: bool = False
+
+
+_probed: dict[tuple, str | None] = {}  # one real probe per process and set of directories
+
+
+def bash_isolation(settings: AgentSettings, permission_mode: str, allowed_tools: tuple[str, ...]) -> BashIsolation:
+    hidden = [settings.workspace_root, Path.home(), settings.claude_state_dir()]
+    iso = BashIsolation(hidden=hidden, required=settings.bash_isolation == "namespace")
+    if settings.bash_isolation == "off":
+        return iso
+    # A rewritten command no longer matches scoped rules such as Bash(npm test:*), and is never one of
+    # the read-only commands Claude Code lets through unasked: only where Bash itself is allowed.
+    if "Bash" not in allowed_tools and permission_mode != "bypassPermissions":
+        return iso
+    key = tuple(str(h) for h in hidden)
+    if key not in _probed:
+        _probed[key] = probe_isolation(settings.workspace_root, hidden[1:])
+        if _probed[key]:
+            log.warning("Bash cannot be isolated here: %s", _probed[key])
+    iso.problem = _probed[key]
+    iso.active = iso.problem is None
+    return iso
+
+
+def confinement_hook(cwd: Path, refused: list[dict], isolation: BashIsolation | None = None):
+    """A PreToolUse hook that refuses tool calls reaching outside `cwd` (agent/workspace.py's confine).
+
+    Hooks run before Claude Code's permission rules and modes, and a hook's deny holds in every mode,
+    bypassPermissions included, whatever allowed_tools says (Agent SDK docs, "How permissions are
+    evaluated": code.claude.com/docs/en/agent-sdk/permissions). With on_failure="block" a hook that
+    fails blocks the call instead of letting it through.
+    """
+    async def hook(hook_input, tool_use_id, _context):
+        tool = hook_input.get("tool_name", "")
+        tool_input = hook_input.get("tool_input") or {}
+        reason = confine(tool, tool_input, cwd)
+        if reason is None and tool == "Bash" and isolation is not None:
+            if isolation.active:
+                # No permissionDecision: the rewritten call still passes Claude Code's own rules and mode.
+                command = isolated_command(str(tool_input.get("command") or ""), cwd, isolation.hidden)
+                return {"hookSpecificOutput": {"hookEventName": "PreToolUse",
+                                               "updatedInput": {**tool_input, "command": command}}}
+            if isolation.required:
+                reason = f"AGENT_BASH_ISOLATION=namespace, and Bash cannot be isolated here ({isolation.problem})"
+        if reason is None:
+            return {}
+        refused.append({"tool": tool, "tool_use_id": tool_use_id or hook_input.get("tool_use_id"), "reason": reason})
+        log.warning("refused %s: %s", tool, reason)
+        return {"hookSpecificOutput": {
+            "hookEventName": "PreToolUse", "permissionDecision": "deny",
+            "permissionDecisionReason": f"Refused: {reason}. This agent's tools work inside the session's "
+                                        "workspace only."}}
+    return HookMatcher(matcher=None, hooks=[hook], on_failure="block")
+
+
 def build_options(settings: AgentSettings, cwd: Path, permission_mode: str, allowed_tools: tuple[str, ...],
                   max_turns: int, memory_context: str, stderr_lines: collections.deque, resume: str | None = None,
-                  session_store=None) -> ClaudeAgentOptions:
+                  session_store=None, refused: list[dict] | None = None,
+                  isolation: BashIsolation | None = None) -> ClaudeAgentOptions:
     system_prompt = {"type": "preset", "preset": "claude_code"}
     if memory_context:
         system_prompt["append"] = MEMORY_PREFACE + "\n" + memory_context
@@ -85,6 +153,7 @@ def build_options(settings: AgentSettings, cwd: Path, permission_mode: str, allo
         # rebuilds the transcript from it first, so a fresh microVM continues too.
         resume=resume,
         session_store=session_store,
+        hooks={"PreToolUse": [confinement_hook(cwd, refused if refused is not None else [], isolation)]},
     )
 
 
@@ -93,14 +162,27 @@ async def run_claude(settings: AgentSettings, cwd: Path, prompt: str, permission
                      outcome: RunOutcome, resume: str | None = None, session_store=None) -> AsyncIterator[dict]:
     """Yield progress events while Claude Code runs; fill `outcome` as it finishes or times out."""
     stderr_lines: collections.deque = collections.deque(maxlen=40)
+    # The prompt was checked on arrival, but remembered turns were not: one holding a NUL byte would
+    # make every later run of the session fail to start ("embedded null byte" in the CLI's arguments).
+    cleaned = clean_text(memory_context)
+    if cleaned != memory_context:
+        outcome.warnings.append("memory held text Claude Code cannot take (NUL bytes or lone UTF-16 surrogates); "
+                                "it was removed from this run's memory context")
+        memory_context = cleaned
+    prompt = clean_text(prompt)
     if resume and memory_context:
         # A resumed conversation keeps the system prompt it started with (Claude Code ignores a new
         # --append-system-prompt on --resume, as measured here), so this turn's memory travels with the
         # prompt, marked as context rather than as the user's words.
         prompt = (f"<system-reminder>\n{MEMORY_PREFACE}\n{memory_context}\n</system-reminder>\n\n{prompt}")
         memory_context = ""
+    isolation = await asyncio.to_thread(bash_isolation, settings, permission_mode, allowed_tools)
+    if isolation.problem and not isolation.required:
+        outcome.warnings.append(f"Bash runs without OS isolation on this machine ({isolation.problem}); its commands "
+                                "are checked by what they say only (set AGENT_BASH_ISOLATION=namespace to refuse "
+                                "Bash instead)")
     options = build_options(settings, cwd, permission_mode, allowed_tools, max_turns, memory_context, stderr_lines,
-                            resume, session_store)
+                            resume, session_store, outcome.confined, isolation)
     events: asyncio.Queue = asyncio.Queue()
     done = object()
     started = time.monotonic()
@@ -168,7 +250,12 @@ def _events_of(message, outcome: RunOutcome, tool_names: dict[str, str], cwd: Pa
         outcome.cost_usd = message.total_cost_usd
         outcome.usage = message.usage
         outcome.permission_denials = list(message.permission_denials or [])
+        ours = {c["tool_use_id"] for c in outcome.confined}
         for denial in outcome.permission_denials:
+            if denial.get("tool_use_id") in ours:
+                continue  # refused by the workspace's confinement, warned about below
             outcome.warnings.append(f"permission denied for {denial.get('tool_name', 'a tool')}: "
                                     "add it to allowed_tools or change permission_mode")
+        for refusal in outcome.confined:
+            outcome.warnings.append(f"refused {refusal['tool']}: {refusal['reason']}")
     return out

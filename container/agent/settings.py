@@ -83,6 +83,9 @@ class AgentSettings:
     session_storage: Path | None = None
     # Where Claude Code keeps its state (CLAUDE_CONFIG_DIR); None: its default, ~/.claude.
     claude_config_dir: Path | None = None
+    # Bash in a mount namespace that shows it only the caller's workspace (agent/workspace.py):
+    # "auto" where the machine allows it (else a warning), "namespace" to refuse Bash without it, "off".
+    bash_isolation: str = "auto"
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "AgentSettings":
@@ -109,6 +112,7 @@ class AgentSettings:
             # The runtime's sessionStorage mountPath (helpers.runtime sets both); AgentCore checks its pattern.
             session_storage=Path(env["SESSION_STORAGE_PATH"]) if env.get("SESSION_STORAGE_PATH") else None,
             claude_config_dir=Path(env["CLAUDE_CONFIG_DIR"]) if env.get("CLAUDE_CONFIG_DIR") else None,
+            bash_isolation=_choice(env, "AGENT_BASH_ISOLATION", ("auto", "namespace", "off"), "auto"),
         )
 
     def with_session_storage(self) -> tuple["AgentSettings", str | None]:

@@ -11,6 +11,12 @@ import datetime as dt
 import json
 import logging
 import os
+import posixpath
+import re
+import shlex
+import subprocess
+import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -44,6 +50,196 @@ def safe_relative(rel: str) -> PurePosixPath:
     if not rel or rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in rel.split("/")):
         raise UnsafePath(f"{rel!r} would leave the session's workspace")
     return PurePosixPath(rel)
+
+
+# Claude Code's file tools and the input keys that name what they touch (its tool schemas, as sent to the
+# model: Read/Write/Edit/MultiEdit `file_path`, NotebookEdit `notebook_path`, Glob/Grep/LS `path`).
+_PATH_KEYS = ("file_path", "notebook_path", "path")
+_FILE_TOOLS = frozenset({"Read", "Write", "Edit", "MultiEdit", "NotebookEdit", "Glob", "Grep", "LS"})
+# Where a shell command may name absolute paths outside the workspace: the system's programs and
+# libraries (read and run, never the user's data), and the few device files commands write to.
+SYSTEM_PREFIXES = ("/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/opt/", "/etc/alternatives/")
+SYSTEM_FILES = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/stdin", "/dev/tty", "/dev/zero",
+                          "/dev/urandom", "/dev/random", "/usr/bin/env", "/bin/sh", "/bin/bash"})
+# Shell words that reach outside the working directory without naming a path the check can see:
+# the home directory, the previous directory, a workspace of another session through a variable.
+_SHELL_ESCAPES = re.compile(r"(^|[^\w])~|\$\{?(HOME|OLDPWD|TMPDIR|WORKSPACE_ROOT|CLAUDE_CONFIG_DIR|"
+                            r"SESSION_STORAGE_PATH|PWD)\b|\bcd\s*($|[;&|])|\bpushd\b|\bpopd\b")
+_GLOB_CHARS = re.compile(r"[*?\[{]")
+
+
+def _inside(path: str, base: str) -> bool:
+    return path == base or path.startswith(base.rstrip("/") + "/")
+
+
+def _resolve(value: str, cwd: str) -> str:
+    """`value` as Claude Code's tools read it (relative to cwd) with `..` and symlinks resolved."""
+    return os.path.realpath(posixpath.join(cwd, os.path.expanduser(value) if value.startswith("~") else value))
+
+
+def _path_problem(value: str, cwd: str, what: str) -> str | None:
+    if "\x00" in value:
+        return f"{what} {value!r} holds a NUL byte"
+    resolved = _resolve(value, cwd)
+    if not _inside(resolved, cwd):
+        return f"{what} {value!r} resolves to {resolved}, outside the session's workspace {cwd}"
+    return None
+
+
+def _glob_base(pattern: str) -> str:
+    """The part of a glob pattern before its first wildcard: the directory it can reach at most."""
+    m = _GLOB_CHARS.search(pattern)
+    head = pattern if m is None else pattern[:m.start()]
+    return head.rsplit("/", 1)[0] if "/" in head else "."
+
+
+def confine(tool: str, tool_input: dict, workspace: Path) -> str | None:
+    """Why this tool call would read or write outside `workspace` (None when it stays inside).
+
+    File tools are held exactly: every path they name is resolved as the tool will open it (relative
+    to the workspace, `..` and symlinks followed) and must stay inside. Bash is checked by what its
+    command says: absolute paths outside the workspace (except the system's programs), `..`, `~`,
+    the home directory and similar variables, and a bare `cd` are refused. A command that builds a
+    path at run time (a script, `python -c`) is beyond what reading it can tell; see the README.
+    """
+    cwd = os.path.realpath(workspace)
+    if tool in _FILE_TOOLS:
+        for key in _PATH_KEYS:
+            value = tool_input.get(key)
+            if isinstance(value, str) and value:
+                problem = _path_problem(value, cwd, f"{tool} {key}")
+                if problem:
+                    return problem
+        pattern = tool_input.get("pattern")
+        if tool == "Glob" and isinstance(pattern, str):
+            base = posixpath.join(tool_input.get("path") or cwd, _glob_base(pattern))
+            if pattern.startswith("/") or ".." in pattern.split("/") or pattern.startswith("~"):
+                return _path_problem(base, cwd, "Glob pattern") or f"Glob pattern {pattern!r} climbs out of the workspace"
+        return None
+    if tool == "Bash":
+        return _bash_problem(str(tool_input.get("command") or ""), cwd)
+    return None
+
+
+def _bash_problem(command: str, cwd: str) -> str | None:
+    if "\x00" in command:
+        return "the command holds a NUL byte"
+    m = _SHELL_ESCAPES.search(command)
+    if m:
+        return (f"the command reaches outside the workspace through {m.group(0).strip()!r}; "
+                "name files relative to the workspace")
+    try:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        words = list(lexer)
+    except ValueError as exc:  # unbalanced quotes: what the shell would see cannot be told
+        return f"the command cannot be read ({exc}); quote it plainly"
+    redirect = False
+    for word in words:
+        if word and set(word) <= set("<>&|;"):
+            redirect = ">" in word  # the next word is a file the shell writes
+            continue
+        target, redirect = redirect, False
+        if target and word.startswith("/") and not _inside(os.path.realpath(word), cwd) and word not in SYSTEM_FILES:
+            return f"the command writes to {word!r}, outside the session's workspace {cwd}"
+        # A path may follow '=' (--output=/x, VAR=/x) or ':' (PATH-like lists) inside one word.
+        for part in re.split(r"[=:,]", word):
+            if not part:
+                continue
+            if ".." in part.split("/"):
+                return f"the command climbs out of the workspace with {part!r}; name files relative to the workspace"
+            if part.startswith("/"):
+                resolved = os.path.realpath(part)
+                if _inside(resolved, cwd) or resolved in SYSTEM_FILES or part in SYSTEM_FILES:
+                    continue
+                if any(resolved.startswith(p) or part.startswith(p) for p in SYSTEM_PREFIXES):
+                    continue
+                return f"the command names {part!r}, outside the session's workspace {cwd}"
+    return None
+
+
+# Bash, held at the OS level: each command runs in a mount namespace of its own (util-linux unshare;
+# a user namespace too when not root) where every mount is read-only, the workspace root, HOME and
+# Claude Code's state are empty tmpfs (other actors' workspaces vanish), /tmp, /var/tmp and /dev/shm
+# are private tmpfs, and only the caller's workspace is bound back, writable. The workspace is opened
+# before it is covered and bound back from that descriptor (--no-canonicalize, or mount(8) would
+# resolve /proc/self/fd/3 to the now-covered path). A mount whose remount fails stays as it was: the
+# probe below, and the proof (proof/agent_input.py), check what the boundary really holds.
+_ISOLATE = r"""
+set -eu
+ws=$1; cmd=$2; shift 2
+start=$(pwd -P)
+exec 3<"$ws"
+mount -n --make-rprivate /
+mount -n --rbind / /
+cd /
+awk '{print $5, $6}' /proc/self/mountinfo | while read -r mp opts; do
+  case "$mp" in /proc|/proc/*|/sys|/sys/*) continue ;; esac
+  keep=$(printf %s "$opts" | tr , '
+' | grep -Ex 'nosuid|nodev|noexec|noatime|nodiratime|relatime' | paste -sd, -)
+  mount -n -o "remount,bind,ro${keep:+,$keep}" "$mp" 2>/dev/null || true
+done
+for d in /tmp /var/tmp /dev/shm "$@"; do
+  [ -d "$d" ] || mkdir -p "$d" 2>/dev/null || continue
+  mount -n -t tmpfs -o mode=0755 tmpfs "$d"
+done
+mkdir -p "$ws"
+mount -n --no-canonicalize --bind /proc/self/fd/3 "$ws"
+mount -n -o remount,bind,rw "$ws"
+exec 3<&-
+cd "$start" 2>/dev/null || cd "$ws"
+if command -v bash >/dev/null; then exec bash -c "$cmd"; else exec sh -c "$cmd"; fi
+"""
+
+
+def isolated_command(command: str, workspace: Path, hidden: list[Path]) -> str:
+    """`command` as Bash should run it: inside the mount namespace above (see _ISOLATE)."""
+    userns = ["--user", "--map-root-user"] if os.geteuid() != 0 else []
+    # A HOME of "/" (or above /usr) would cover the system itself: such a directory is not covered.
+    covered = [p for p in (os.path.realpath(h) for h in hidden) if p != "/" and not "/usr/".startswith(p + "/")]
+    return shlex.join(["unshare", *userns, "--mount", "sh", "-c", _ISOLATE, "isolate",
+                       os.path.realpath(workspace), command, *covered])
+
+
+def probe_isolation(root: Path, hidden: list[Path]) -> str | None:
+    """Why Bash cannot be isolated on this machine (None when it can): a real run, checked from outside.
+
+    Inside, a command writes to its workspace (must land), beside it and outside the root (must not),
+    and reads another workspace (must not see it).
+    """
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        base = Path(tempfile.mkdtemp(prefix=".isolation-probe-", dir=root))
+    except OSError as exc:
+        return f"cannot make a probe directory under {root}: {exc}"
+    try:
+        ws, other = base / "a" / "s", base / "b" / "s"
+        ws.mkdir(parents=True)
+        other.mkdir(parents=True)
+        secret = uuid.uuid4().hex
+        (other / "secret.txt").write_text(secret)
+        outside = root.parent / f".isolation-probe-{uuid.uuid4().hex}"
+        command = (f"echo in > inside.txt; echo out > {shlex.quote(str(outside))}; "
+                   f"echo out > {shlex.quote(str(base / 'beside.txt'))}; cat {shlex.quote(str(other / 'secret.txt'))}")
+        try:
+            run = subprocess.run(["sh", "-c", isolated_command(command, ws, [root, *hidden])], cwd=ws,
+                                 capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"unshare could not run: {exc}"
+        problems = []
+        if not (ws / "inside.txt").exists():
+            problems.append("the command could not write its own workspace"
+                            + (f" ({run.stderr.strip()[-300:]})" if run.stderr.strip() else ""))
+        if outside.exists():
+            outside.unlink()
+            problems.append("it wrote outside the workspace root")
+        if (base / "beside.txt").exists():
+            problems.append("it wrote beside its workspace")
+        if secret in run.stdout:
+            problems.append("it read another workspace")
+        return "; ".join(problems) or None
+    finally:
+        subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
 class Workspace:

@@ -8,7 +8,7 @@ import uuid
 import boto3
 import pytest
 
-from agent.request import BadRequest, parse, runtime_session_id
+from agent.request import BadRequest, clean_text, parse, runtime_session_id
 from agent.settings import AgentSettings
 from agent.workspace import Workspace
 
@@ -54,7 +54,6 @@ def test_accepted_ids_are_valid_for_memory(actor, session):
     "r" * 256,
     "runtime.session." + "x" * 200,
     "urn:session/" + str(uuid.uuid4()) + "/" + "z" * 150,
-    "..//..//..//..//..//..//..//..//..//..",
     "ésession-" + "é" * 40,
 ])
 def test_a_runtime_session_header_maps_to_a_valid_memory_session_id_and_directory_deterministically(
@@ -74,9 +73,69 @@ def test_a_runtime_session_header_that_is_already_a_memory_session_id_is_kept():
     assert parse(body(), SETTINGS, header).session_id == header
 
 
-def test_a_runtime_session_header_the_runtime_could_not_send_is_a_400_naming_the_header():
+@pytest.mark.parametrize("header", [
+    "../short",
+    "..//..//..//..//..//..//..//..//..//..",
+    "/" + "a" * 40,
+    "a" * 40 + "/../" + "b",
+    "%2e%2e%2f" + "a" * 40,
+    "%2E%2E%5C" + "a" * 40,
+    "\uff0e\uff0e\uff0f" + "a" * 40,  # fullwidth "../": NFKC folds it to the real thing
+    "a" * 40 + "\\b",
+    "~" + "a" * 40,
+    "a" * 40 + "\x7f",
+    "a" * 257,
+])
+def test_a_runtime_session_header_that_reads_as_a_path_or_the_runtime_could_not_send_is_a_400_naming_the_header(
+        header):
     with pytest.raises(BadRequest) as err:
-        parse(body(), SETTINGS, "../short")
+        parse(body(), SETTINGS, header)
     assert err.value.field == HEADER
+
+
+def _refusal(raw: bytes) -> BadRequest:
+    with pytest.raises(BadRequest) as err:
+        parse(raw, SETTINGS)
+    return err.value
+
+
+@pytest.mark.parametrize("raw,field", [
+    (body(prompt="a\x00b"), "input.prompt"),
+    (b'{"input": {"prompt": "half a pair \\ud800 here"}}', "input.prompt"),
+    (b'{"input": {"prompt": "low \\udfff"}}', "input.prompt"),
+    (body(allowed_tools=["Bash(ls\x00)"]), "input.allowed_tools[0]"),
+    (body(allowed_tools=["Bash(ls)\n"]), "input.allowed_tools[0]"),
+    (body(allowed_tools=["Read(" + "x" * 2000 + ")"]), "input.allowed_tools[0]"),
+    (b'{"input": {"prompt": "caf\xe9"}}', "body"),  # Latin-1, not UTF-8
+    (b"\xff\xfe{\x00}\x00", "body"),  # UTF-16 with a BOM: json.loads(bytes) would guess it
+    (b"[" * 100_000 + b"]" * 100_000, "body"),
+    (b'{"input": ' * 5000 + b"1" + b"}" * 5000, "body"),
+    (b'{"input": {"prompt": "hi", "max_turns": 1' + b"0" * 5000 + b"}}", "body"),  # more digits than Python parses
+    (body(max_turns=float("nan")), "input.max_turns"),
+])
+def test_text_the_cli_cannot_take_and_bodies_that_are_not_plain_utf8_json_are_a_400_naming_the_field(raw, field):
+    err = _refusal(raw)
+    assert err.field == field and len(str(err)) < 1000
+
+
+def test_a_nested_body_within_the_limit_is_parsed():
+    inv = parse(json.dumps({"input": {"prompt": "hi"}, "extra": [[[[{"a": [1]}]]]]}).encode(), SETTINGS)
+    assert inv.prompt == "hi"
+
+
+def test_tabs_newlines_and_other_printable_control_text_in_a_prompt_are_kept():
+    inv = parse(body(prompt="line 1\n\tline 2\r\n\x1b[31mred\x1b[0m é 😀"), SETTINGS)
+    assert inv.prompt == "line 1\n\tline 2\r\n\x1b[31mred\x1b[0m é 😀"
+
+
+def test_unknown_field_names_are_warned_about_in_text_any_answer_can_carry():
+    inv = parse(b'{"input": {"prompt": "hi", "\\ud800x": 1, "ok\\u0000": 2}}', SETTINGS)
+    warning = inv.warnings[0]
+    warning.encode("utf-8")  # a lone surrogate here would make the JSON answer itself fail
+    assert "\\ud800x" in warning and "\x00" not in warning
+
+
+def test_clean_text_removes_exactly_what_the_cli_cannot_take():
+    assert clean_text("a\x00b\ud800c\udfffd\n\té") == "ab\ufffdc\ufffdd\n\té"
     with pytest.raises(BadRequest):
         parse(body(), SETTINGS, "x." * 129)  # 258 characters: over the runtime's own limit
