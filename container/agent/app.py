@@ -11,14 +11,16 @@ import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import AsyncIterator
 
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from . import denials
+from . import denials, identity
 from .conversation import Conversation
+from .dependencies import Breaker
 from .memory import Memory
 from .request import BadRequest, parse
 from .runner import ClaudeFailed, RunOutcome, run_claude
@@ -78,6 +80,12 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
     # summaries are found by namespace alone.
     s3, ssm, agentcore, *control = clients if clients is not None else _clients(settings)
     memory = Memory(settings, ssm, agentcore, control[0] if control else None)
+    # One per service: S3 down must not stop memory calls, nor the other way round.
+    breakers = {"S3": Breaker("S3"), "SSM": Breaker("SSM"), "AgentCore Memory": Breaker("AgentCore Memory")}
+    for name, client in (("S3", s3), ("SSM", ssm), ("AgentCore Memory", agentcore),
+                         ("AgentCore Memory", control[0] if control else None)):
+        if client is not None and hasattr(client, "meta"):
+            breakers[name].install(client)
     busy = Busy()
     session_locks: dict[tuple[str, str], asyncio.Lock] = {}
     restored: set[tuple[str, str]] = set()  # sessions this process has fully restored from S3
@@ -93,6 +101,7 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
     app.state.settings = settings
     app.state.memory = memory
     app.state.busy = busy
+    app.state.breakers = breakers
 
     @app.get("/ping")
     async def ping():
@@ -110,6 +119,8 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
         """Progress events, then {"type": "output", "output": ...}; ClaudeFailed if the CLI cannot run."""
         started = time.monotonic()
         warnings = list(inv.warnings)
+        for breaker in breakers.values():  # each invocation tries every service again
+            breaker.reset()
         lock = session_locks.setdefault((inv.actor_id, inv.session_id), asyncio.Lock())
         async with lock:
             await asyncio.to_thread(memory.wait_loaded, settings.aws_connect_timeout * 3 + settings.aws_read_timeout)
@@ -228,7 +239,17 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
             inv = parse(body, settings, request.headers.get(SESSION_HEADER))
         except BadRequest as exc:
             return _error(400, f"invalid {exc.field}", str(exc), exc.field)
-        log.info("invocation actor=%s session=%s", inv.actor_id, inv.session_id)
+        try:
+            caller = identity.from_headers(request.headers)
+            actor = identity.decide_actor(caller, inv.actor_id if inv.actor_given else None,
+                                          settings.require_identity)
+        except identity.IdentityRefused as exc:
+            log.warning("invocation refused: %s", exc.details)
+            return _error(exc.status, exc.error, exc.details, exc.field)
+        if actor is not None:
+            inv = replace(inv, actor_id=actor)
+        log.info("invocation actor=%s session=%s identity=%s", inv.actor_id, inv.session_id,
+                 caller.source if caller else "none")
         if "text/event-stream" in request.headers.get("accept", ""):
             queue = _start_streamed_run(invocation(inv), busy, background_runs)
             return StreamingResponse(_sse(queue, settings.sse_keepalive), media_type="text/event-stream",

@@ -45,6 +45,8 @@ class Invocation:
     allowed_tools: tuple[str, ...]
     max_turns: int
     warnings: list[str] = field(default_factory=list)
+    # Whether the payload named the actor (else actor_id is the default): a caller's identity may fill it in.
+    actor_given: bool = True
 
 
 def _check_id(name: str, value, pattern, rule: str) -> str:
@@ -144,4 +146,4 @@ def parse(body: bytes, settings: AgentSettings, header_session_id: str | None = 
     extra = sorted(set(data) - known)
     if extra:
         warnings.append(f"ignored unknown input fields: {', '.join(extra)}")
-    return Invocation(prompt, actor_id, session_id, mode, tuple(tools), max_turns, warnings)
+    return Invocation(prompt, actor_id, session_id, mode, tuple(tools), max_turns, warnings, "actor_id" in data)
