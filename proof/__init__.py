@@ -61,4 +61,4 @@ class Report:
 
 
 # The sections, in the order they run: a module name under proof/ each.
-SECTIONS: tuple[str, ...] = ()
+SECTIONS: tuple[str, ...] = ("agent_faults",)
