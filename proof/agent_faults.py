@@ -273,8 +273,12 @@ def _s3_blackholed(report: Report, agent: Agent, emu, resources: dict, trial: in
     relay.black = True
     try:
         status, doc, seconds = agent.invoke(HELLO, actor, session)
+        waited = len(relay.held)
     finally:
         relay.release()
+    # Each connection the blackhole held cost the agent a full timeout: one in all, then the service is skipped.
+    report.expect_zero("s3_blackholed_timeouts_beyond_the_first", waited - 1,
+                       f"{waited} connections waited on (agent/dependencies.py should stop after one)")
     out = doc.get("output", {})
     warnings = out.get("warnings", [])
     report.figures["s3_blackholed_seconds_to_answer"] = round(seconds, 1)
@@ -296,8 +300,12 @@ def _memory_blackholed(report: Report, agent: Agent, emu, resources: dict, trial
     relay.black = True
     try:
         status, doc, seconds = agent.invoke("hello while memory is away", actor, session)
+        waited = len(relay.held)
     finally:
         relay.release()
+    # Each connection the blackhole held cost the agent a full timeout: one in all, then the service is skipped.
+    report.expect_zero("memory_blackholed_timeouts_beyond_the_first", waited - 1,
+                       f"{waited} connections waited on (agent/dependencies.py should stop after one)")
     out = doc.get("output", {})
     warnings = out.get("warnings", [])
     report.figures["memory_blackholed_seconds_to_answer"] = round(seconds, 1)
