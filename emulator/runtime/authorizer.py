@@ -4,8 +4,8 @@ customJWTAuthorizer accepts (devguide: inbound-jwt-authorizer, runtime-oauth).
 A runtime takes one method. With `authorizerConfiguration.customJWTAuthorizer` the caller sends
 `Authorization: Bearer <JWT>` (unsigned); the authorizer fetches the discovery document at `discoveryUrl`,
 then its `jwks_uri`, and checks the token's signature, `iss` (the document's issuer), `exp`, and, where
-configured, `aud` against allowedAudience, `client_id` against allowedClients and `scope` against
-allowedScopes. A SigV4 call to such a runtime, or a bearer call to one without it, is refused with AWS's
+configured, `aud` against allowedAudience, `client_id` against allowedClients, `scope` against
+allowedScopes and the customClaims rules. A SigV4 call to such a runtime, or a bearer call to one without it, is refused with AWS's
 "Authorization method mismatch".
 """
 from __future__ import annotations
@@ -45,6 +45,31 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, token = authorization.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _custom_claim_problem(rule: dict, claims: dict) -> str | None:
+    """Why `claims` fail one customClaims rule (CustomClaimValidationType), or None.
+
+    API reference: STRING wants an exact match (EQUALS, matchValueString); STRING_ARRAY wants the claim's
+    array to hold the value (CONTAINS, matchValueString) or one of the values (CONTAINS_ANY, matchValueStringList).
+    """
+    name, kind = rule["inboundTokenClaimName"], rule["inboundTokenClaimValueType"]
+    operator = rule["authorizingClaimMatchValue"]["claimMatchOperator"]
+    wanted = rule["authorizingClaimMatchValue"]["claimMatchValue"]
+    value = claims.get(name)
+    if kind == "STRING":
+        if not isinstance(value, str):
+            return f"its claim {name!r} is not a string"
+        if operator == "EQUALS" and value == wanted.get("matchValueString"):
+            return None
+        return f"its claim {name!r} = {value!r} does not match {operator} {wanted}"
+    if not isinstance(value, list):
+        return f"its claim {name!r} is not an array of strings"
+    if operator == "CONTAINS" and wanted.get("matchValueString") in value:
+        return None
+    if operator == "CONTAINS_ANY" and set(wanted.get("matchValueStringList") or []) & set(map(str, value)):
+        return None
+    return f"its claim {name!r} = {value!r} does not match {operator} {wanted}"
 
 
 class Authorizer:
@@ -115,6 +140,10 @@ class Authorizer:
         scopes = config.get("allowedScopes")
         if scopes and not set(str(claims.get("scope", "")).split()) & set(scopes):
             raise refuse(f"none of its scopes {claims.get('scope', '')!r} is among the allowed scopes")
+        for rule in config.get("customClaims") or []:
+            problem = _custom_claim_problem(rule, claims)
+            if problem:
+                raise refuse(problem)
         return claims
 
     def _fetch(self, url: str, runtime_id: str) -> dict:

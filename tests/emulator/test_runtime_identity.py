@@ -56,13 +56,18 @@ def idp():
 def test_a_jwt_runtime_admits_only_valid_bearer_tokens_and_forwards_the_token_to_the_agent(emulator, idp):
     control = emulator.client("bedrock-agentcore-control")
     runtime = _runtime(emulator, "jwt", authorizerConfiguration={"customJWTAuthorizer": {
-        "discoveryUrl": idp.discovery_url, "allowedAudience": [AUDIENCE], "allowedClients": [CLIENT]}},
+        "discoveryUrl": idp.discovery_url, "allowedAudience": [AUDIENCE], "allowedClients": [CLIENT],
+        "customClaims": [{"inboundTokenClaimName": "groups", "inboundTokenClaimValueType": "STRING_ARRAY",
+                          "authorizingClaimMatchValue": {"claimMatchOperator": "CONTAINS_ANY", "claimMatchValue": {
+                              "matchValueStringList": ["workshop", "admins"]}}}]}},
         requestHeaderConfiguration={"requestHeaderAllowlist": ["Authorization"]})
     arn = runtime["agentRuntimeArn"]
     try:
-        good = idp.token("alice", audience=AUDIENCE, client_id=CLIENT)
+        good = idp.token("alice", audience=AUDIENCE, client_id=CLIENT, groups=["workshop"])
         refused = {
             "no token": ({}, 401, "requires a bearer token"),
+            "not in a group": ({"Authorization": "Bearer " + idp.token("alice", audience=AUDIENCE, client_id=CLIENT,
+                                                                       groups=["guests"])}, 403, "'groups'"),
             "not a JWT": ({"Authorization": "Bearer not-a-jwt"}, 403, "not a JWT"),
             "expired": ({"Authorization": "Bearer " + idp.token("alice", audience=AUDIENCE, client_id=CLIENT,
                                                                 expires_in=-60)}, 403, "expired"),
