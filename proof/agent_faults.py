@@ -195,7 +195,7 @@ def run(profile: Profile) -> Report:
 
     report = Report("agent_faults")
     # Short: timeouts that make the cases quick; long: the agent's defaults (AgentSettings), as deployed.
-    timeouts = ({"AGENT_AWS_CONNECT_TIMEOUT": "1", "AGENT_AWS_READ_TIMEOUT": "2"} if profile.scale == 1 else {})
+    timeouts = ({"AGENT_AWS_CONNECT_TIMEOUT": "1", "AGENT_AWS_READ_TIMEOUT": "1"} if profile.scale == 1 else {})
     with tempfile.TemporaryDirectory(prefix="proof-agent-faults-") as tmp:
         tmp = Path(tmp)
         (tmp / "home").mkdir()

@@ -11,7 +11,9 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from helpers.config import Settings
+from helpers.errors import AgentRuntimeError
 from helpers.invoke import invoke
+from helpers.runtime import get_or_create_runtime, jwt_authorizer
 from tests.emulator.fixtures.runtime import ROLE_ARN, push_fake_image, wait_ready
 from tests.support.oidc import IdentityProvider
 
@@ -53,14 +55,24 @@ def idp():
         yield provider
 
 
-def test_a_jwt_runtime_admits_only_valid_bearer_tokens_and_forwards_the_token_to_the_agent(emulator, idp):
+def test_a_jwt_runtime_admits_only_valid_bearer_tokens_and_forwards_the_token_to_the_agent(emulator, idp, tmp_path):
     control = emulator.client("bedrock-agentcore-control")
-    runtime = _runtime(emulator, "jwt", authorizerConfiguration={"customJWTAuthorizer": {
-        "discoveryUrl": idp.discovery_url, "allowedAudience": [AUDIENCE], "allowedClients": [CLIENT],
-        "customClaims": [{"inboundTokenClaimName": "groups", "inboundTokenClaimValueType": "STRING_ARRAY",
-                          "authorizingClaimMatchValue": {"claimMatchOperator": "CONTAINS_ANY", "claimMatchValue": {
-                              "matchValueStringList": ["workshop", "admins"]}}}]}},
-        requestHeaderConfiguration={"requestHeaderAllowlist": ["Authorization"]})
+    settings = Settings(target="local", region="us-east-1", endpoint_url=emulator.endpoint, state_dir=tmp_path,
+                        runtime_name=f"jwt_{uuid.uuid4().hex[:8]}")
+    bad = {"discovery_url": "https://idp.example/keys", "allowed_clients": [CLIENT]}, {"discovery_url": idp.discovery_url}
+    for kwargs in bad:  # not a discovery URL; a token for any audience or client would pass
+        with pytest.raises(AgentRuntimeError):
+            jwt_authorizer(settings, **kwargs)
+    authorizer = jwt_authorizer(settings, idp.discovery_url, allowed_audience=[AUDIENCE], allowed_clients=[CLIENT])
+    authorizer["customJWTAuthorizer"]["customClaims"] = [{
+        "inboundTokenClaimName": "groups", "inboundTokenClaimValueType": "STRING_ARRAY",
+        "authorizingClaimMatchValue": {"claimMatchOperator": "CONTAINS_ANY",
+                                       "claimMatchValue": {"matchValueStringList": ["workshop", "admins"]}}}]
+    deployment = get_or_create_runtime(settings, push_fake_image(emulator), role_arn=ROLE_ARN, bucket="unused",
+                                       authorizer=authorizer, progress=False)
+    runtime = control.get_agent_runtime(agentRuntimeId=deployment.agent_runtime_id)
+    assert runtime["requestHeaderConfiguration"] == {"requestHeaderAllowlist": ["Authorization"]}
+    assert runtime["environmentVariables"]["AGENT_REQUIRE_IDENTITY"] == "1"
     arn = runtime["agentRuntimeArn"]
     try:
         good = idp.token("alice", audience=AUDIENCE, client_id=CLIENT, groups=["workshop"])
@@ -99,7 +111,6 @@ def test_a_jwt_runtime_admits_only_valid_bearer_tokens_and_forwards_the_token_to
         assert json.loads(doc["output"]["result"])["authorization"] == f"Bearer {good}"
 
         # The helpers' bearer path: the same call through helpers.invoke.
-        settings = Settings(target="local", region="us-east-1", endpoint_url=emulator.endpoint)
         out = invoke(settings, "identity", "alice", "jwt-helper", runtime_arn=arn, stream=False, progress=False,
                      bearer_token=good)
         assert json.loads(out["result"])["authorization"] == f"Bearer {good}"
