@@ -90,6 +90,9 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
     session_locks: dict[tuple[str, str], asyncio.Lock] = {}
     restored: set[tuple[str, str]] = set()  # sessions this process has fully restored from S3
     background_runs: set[asyncio.Task] = set()  # streamed runs, referenced so they are not collected mid-run
+    # Runtime session id -> the identity's actor that first used it. "AgentCore does not enforce session-to-user
+    # mappings" (devguide: runtime-sessions), and this process is that session's microVM, so the agent does.
+    session_owners: dict[str, str] = {}
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -246,8 +249,19 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
         except identity.IdentityRefused as exc:
             log.warning("invocation refused: %s", exc.details)
             return _error(exc.status, exc.error, exc.details, exc.field)
+        runtime_session = request.headers.get(SESSION_HEADER)
+        owner = session_owners.get(runtime_session) if runtime_session else None
+        if owner is not None and owner != actor:
+            log.warning("invocation refused: runtime session %s is bound to another identity", runtime_session)
+            return _error(403, "runtime session belongs to another caller",
+                          f"runtime session {runtime_session} was started by another caller's identity, and its "
+                          "files and processes are theirs. Use a runtime session id of your own (helpers derive one "
+                          "from your actor and session: helpers.invoke.runtime_session_id).",
+                          "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id")
         if actor is not None:
             inv = replace(inv, actor_id=actor)
+            if runtime_session:
+                session_owners.setdefault(runtime_session, actor)
         log.info("invocation actor=%s session=%s identity=%s", inv.actor_id, inv.session_id,
                  caller.source if caller else "none")
         if "text/event-stream" in request.headers.get("accept", ""):

@@ -73,6 +73,21 @@ def test_the_callers_identity_decides_the_actor_and_a_differing_actor_id_is_refu
     assert not (root / "mallory").exists() and not (root / "bob").exists()
 
 
+def test_a_runtime_session_started_by_an_identity_is_refused_to_any_other_caller(agent):
+    client, _ = agent()
+    session = {"X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": "first-callers-runtime-session-0123456789abcdef"}
+    alice = {**session, "X-Amzn-Bedrock-AgentCore-Runtime-User-Id": "alice"}
+    first = client.post("/invocations", json={"input": {"prompt": "hi"}}, headers=alice)
+    assert first.status_code == 500  # the missing CLI: the call itself was let in
+    # mallory as herself, and a caller with no identity naming alice: neither gets into alice's microVM
+    for intruder, named in (({**session, "X-Amzn-Bedrock-AgentCore-Runtime-User-Id": "mallory"}, {}),
+                            (session, {"actor_id": "alice"})):
+        resp = client.post("/invocations", json={"input": {"prompt": "hi", **named}}, headers=intruder)
+        assert resp.status_code == 403 and resp.json()["field"] == "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+        assert "alice" not in resp.json()["details"]  # whose session it is stays unsaid
+    assert client.post("/invocations", json={"input": {"prompt": "hi"}}, headers=alice).status_code == 500
+
+
 def test_with_identity_required_a_call_without_one_is_a_401_saying_what_to_send(agent):
     client, _ = agent(AGENT_REQUIRE_IDENTITY="1")
     resp = client.post("/invocations", json={"input": {"prompt": "hi", "actor_id": "alice"}})
