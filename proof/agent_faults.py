@@ -186,6 +186,11 @@ def _ignore_sigxfsz() -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
+def _worst(report: Report, name: str, seconds: float) -> None:
+    """A time figure: the longest over the profile's trials."""
+    report.figures[name] = max(report.figures.get(name, 0.0), round(seconds, 1))
+
+
 def _any(warnings: list[str], *words: str) -> bool:
     return any(all(w in x for w in words) for x in warnings)
 
@@ -223,7 +228,7 @@ def run(profile: Profile) -> Report:
                 for case in (_s3_blackholed, _memory_blackholed, _client_leaves_mid_stream, _workspace_full):
                     started = time.monotonic()
                     case(report, agent, emu, resources, trial, s3_relay=s3_relay, memory_relay=memory_relay)
-                    report.figures[f"{case.__name__[1:]}_case_seconds"] = round(time.monotonic() - started, 1)
+                    _worst(report, f"{case.__name__[1:]}_case_seconds", time.monotonic() - started)
             if os.environ.get("PROOF_KEEP_LOGS"):
                 print((tmp / "agent.log").read_text()[-20000:], file=sys.stderr)
         finally:
@@ -260,11 +265,15 @@ def _turns(emu, resources: dict, actor: str, session: str) -> list[str]:
 
 
 def _has_object(emu, bucket: str, key: str) -> bool:
+    from botocore.exceptions import ClientError
+
     try:
         emu.client("s3").head_object(Bucket=bucket, Key=key)
         return True
-    except Exception:  # noqa: BLE001 (any failure to find it counts as not there)
-        return False
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey"):
+            return False
+        raise
 
 
 def _s3_blackholed(report: Report, agent: Agent, emu, resources: dict, trial: int, s3_relay: Relay, **_) -> None:
@@ -281,7 +290,7 @@ def _s3_blackholed(report: Report, agent: Agent, emu, resources: dict, trial: in
                        f"{waited} connections waited on (agent/dependencies.py should stop after one)")
     out = doc.get("output", {})
     warnings = out.get("warnings", [])
-    report.figures["s3_blackholed_seconds_to_answer"] = round(seconds, 1)
+    _worst(report, "s3_blackholed_seconds_to_answer", seconds)
     report.expect_equal("s3_blackholed_answered", (status, out.get("success")), (200, True), json.dumps(doc)[:300])
     report.expect_equal("s3_blackholed_warning_names_the_kept_file", _any(warnings, "hello.py", "kept"), True,
                         "; ".join(warnings)[:300])
@@ -308,7 +317,7 @@ def _memory_blackholed(report: Report, agent: Agent, emu, resources: dict, trial
                        f"{waited} connections waited on (agent/dependencies.py should stop after one)")
     out = doc.get("output", {})
     warnings = out.get("warnings", [])
-    report.figures["memory_blackholed_seconds_to_answer"] = round(seconds, 1)
+    _worst(report, "memory_blackholed_seconds_to_answer", seconds)
     report.expect_equal("memory_blackholed_answered", (status, out.get("success")), (200, True), json.dumps(doc)[:300])
     report.expect_equal("memory_blackholed_warning_says_why",
                         _any(warnings, "could not read recent turns", "did not answer")
@@ -344,7 +353,7 @@ def _workspace_full(report: Report, agent: Agent, emu, resources: dict, trial: i
         agent.file_limit(None)
     out = doc.get("output", doc)
     warnings = out.get("warnings", [])
-    report.figures["disk_full_seconds_to_answer"] = round(seconds, 1)
+    _worst(report, "disk_full_seconds_to_answer", seconds)
     report.figures["disk_full_status"] = status
     clear = _any(warnings, "data.bin", "File too large") or "File too large" in json.dumps(doc)
     report.expect_equal("disk_full_clear_error", clear, True, json.dumps(doc)[:400])
