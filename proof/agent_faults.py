@@ -207,10 +207,11 @@ def run(profile: Profile) -> Report:
         # Needs no AWS and mostly waits: it runs beside the other cases.
         cli_cases = threading.Thread(target=_claude_code_fails_timed, args=(report, tmp), name="cli-cases")
         cli_cases.start()
-        emu = EmulatorProcess(tmp / "emulator", env={"EMULATOR_EXTRACTION_DELAY": "0.3"}).start()
+        emu = EmulatorProcess(tmp / "emulator", env={"EMULATOR_EXTRACTION_DELAY": "0.3"})
         relays: list[Relay] = []
         agent = None
         try:
+            emu.start(timeout=120)  # a loaded machine (CI beside other jobs) can take a while
             resources = _resources(emu)
             s3_relay, memory_relay = Relay(emu.port), Relay(emu.port)
             relays += [s3_relay, memory_relay]
@@ -237,7 +238,8 @@ def run(profile: Profile) -> Report:
                 agent.stop()
             for relay in relays:
                 relay.close()
-            emu.stop()
+            if emu.proc is not None:  # stopped even when it never became healthy
+                emu.stop()
     return report
 
 
@@ -323,6 +325,9 @@ def _memory_blackholed(report: Report, agent: Agent, emu, resources: dict, trial
                         _any(warnings, "could not read recent turns", "did not answer")
                         or _any(warnings, "could not read recent turns", "Timeout"), True, "; ".join(warnings)[:300])
     report.figures["memory_blackholed_warnings"] = [w[:160] for w in warnings]
+    status_text = out.get("metadata", {}).get("memory_status", "")
+    report.figures["memory_blackholed_memory_status"] = status_text[:200]
+    report.expect_equal("memory_blackholed_status_says_why", "unreachable" in status_text, True, status_text)
     agent.invoke("hello again, memory is back", actor, session)
     turns = _turns(emu, resources, actor, session)
     report.expect_zero("memory_blackholed_turns_lost",

@@ -212,7 +212,10 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
                 "claude_duration_ms": outcome.duration_ms,
                 "num_turns": outcome.num_turns,
                 "memory_enabled": memory.enabled,
-                "memory_status": memory.status,
+                # Why memory did not serve this invocation, when it did not: the id's status, or the service silent.
+                "memory_status": (f"{memory.status}; unreachable in this invocation: "
+                                  f"{breakers['AgentCore Memory'].cause}" if memory.enabled
+                                  and breakers["AgentCore Memory"].cause else memory.status),
                 "memory_context": {"turns": len(context.turns), "facts": len(context.facts),
                                    "preferences": len(context.preferences), "summaries": len(context.summaries)},
                 "uploaded_files": uploaded,
