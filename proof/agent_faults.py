@@ -113,13 +113,14 @@ class Agent:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "agent.app:app", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=CONTAINER, env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=_ignore_sigxfsz)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             try:
                 self.ping()
                 return
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
                     raise RuntimeError(f"the agent did not start; see {log_path}") from None
                 time.sleep(0.2)
 
