@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import resource
 import selectors
 import signal
@@ -149,7 +150,8 @@ class Agent:
         sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: agent\r\nContent-Type: application/json\r\n"
                      b"Accept: text/event-stream\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         seen = b""
-        while b"\n\n" not in seen.split(b"\r\n\r\n", 1)[-1] or b"\r\n\r\n" not in seen:
+        # Up to the end of the first event; keep-alive comments (": keep-alive") before it do not count.
+        while not re.search(rb"(^|\n)event: [^\n]*\ndata: [^\n]*\n", seen.split(b"\r\n\r\n", 1)[-1]):
             chunk = sock.recv(4096)
             if not chunk:
                 break
