@@ -28,6 +28,8 @@ def own_services(settings: Settings) -> list[OwnService]:
             signing_name="bedrock-agentcore",
             router=RestJsonService(["bedrock-agentcore", "bedrock-agentcore-control"],
                                    {**memory.handlers, **runtime.handlers}),
+            # InvokeAgentRuntime with a bearer JWT (a runtime with a customJWTAuthorizer) is not SigV4-signed.
+            unsigned_paths=re.compile(r"^/runtimes/.+/invocations$"),
             backends=[memory, runtime],
         ),
         # bedrock-runtime (InvokeModel*) and bedrock (ListInferenceProfiles) both sign as "bedrock".

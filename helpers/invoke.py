@@ -50,6 +50,29 @@ def _data_client(settings: Settings):
     return aws.client("bedrock-agentcore", settings, config=INVOKE_CONFIG)
 
 
+def _bearer_client(settings: Settings, token: str):
+    """A data-plane client that sends `Authorization: Bearer <token>` instead of a SigV4 signature.
+
+    A runtime with a customJWTAuthorizer takes only bearer calls (devguide: runtime-oauth); the request,
+    its routing and its streamed answer are otherwise InvokeAgentRuntime's, so botocore still builds and reads them.
+    """
+    import boto3
+    from botocore import UNSIGNED
+
+    if not isinstance(token, str) or token.count(".") != 2 or any(c.isspace() for c in token):
+        raise InvocationError("bearer_token is not a JWT (header.payload.signature).",
+                              hint="Pass the access token your identity provider issued, without 'Bearer '.")
+    kwargs = {"endpoint_url": settings.endpoint_url} if settings.is_local else {}
+    client = boto3.session.Session(region_name=settings.region).client(
+        "bedrock-agentcore", config=INVOKE_CONFIG.merge(Config(signature_version=UNSIGNED)), **kwargs)
+
+    def add_bearer(request, **_kwargs):
+        request.headers["Authorization"] = f"Bearer {token}"
+
+    client.meta.events.register("before-send.bedrock-agentcore.InvokeAgentRuntime", add_bearer)
+    return client
+
+
 def runtime_session_id(actor_id: str, session_id: str) -> str:
     """The runtime session id for this actor and session: deterministic, 33-100 characters, [A-Za-z0-9-].
 
@@ -233,13 +256,19 @@ class Continuity(dict):
 def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, stream: bool = True,
            runtime_arn: str | None = None, progress: bool = True, extra_input: dict | None = None,
            on_event: Callable[[dict], None] | None = None,
-           should_stop: Callable[[], bool] | None = None, restart_outdated: bool = True) -> AgentOutput:
+           should_stop: Callable[[], bool] | None = None, restart_outdated: bool = True,
+           user_id: str | None = None, bearer_token: str | None = None) -> AgentOutput:
     """Ask the agent to do `prompt` as `actor_id` in `session_id`; its output once it has finished.
 
     `on_event(doc)` sees each progress event as it streams in. When `should_stop()` turns true the
     answer is no longer read and the runtime session is stopped; the output then says `stopped`.
     With `restart_outdated` (and no `runtime_arn` given), a session these helpers started on an older
     runtime version is stopped first, so the call runs the runtime's current code.
+
+    Who the caller is (README, "Who may act as whom"): `user_id` sends InvokeAgentRuntime's runtimeUserId
+    (needs bedrock-agentcore:InvokeAgentRuntimeForUser); `bearer_token` calls a runtime with a JWT authorizer
+    with that token instead of SigV4. Where the agent learns an identity, it decides the actor: `actor_id`
+    must then be that identity (or the call is refused with 403).
     """
     version = None  # the runtime's current version, when the helpers looked the runtime up themselves
     if runtime_arn is None:
@@ -255,12 +284,18 @@ def invoke(settings: Settings, prompt: str, actor_id: str, session_id: str, *, s
     try:
         if version is not None and restart_outdated:
             _restart_if_outdated(settings, client, runtime_arn, rsid, version, bar, on_event)
+        request = dict(agentRuntimeArn=runtime_arn, runtimeSessionId=rsid, payload=json.dumps(payload).encode(),
+                       contentType="application/json", accept="text/event-stream" if stream else "application/json")
+        if user_id is not None:
+            if not isinstance(user_id, str) or not user_id:
+                raise InvocationError(f"user_id must be a non-empty string, got {user_id!r}.",
+                                      hint="Pass the end user's id, e.g. user_id='alice'.")
+            request["runtimeUserId"] = user_id
         started = time.monotonic()
         # Said at once: a cold session shows nothing else for the seconds its agent takes to start.
         bar.update(STARTING)
-        answer = _invoke_once_reached(client, bar, rsid, dict(
-            agentRuntimeArn=runtime_arn, runtimeSessionId=rsid, payload=json.dumps(payload).encode(),
-            contentType="application/json", accept="text/event-stream" if stream else "application/json"))
+        answer = _invoke_once_reached(client if bearer_token is None else _bearer_client(settings, bearer_token),
+                                      bar, rsid, request)
     except (HTTPClientError, BotoConnectionError) as exc:
         # ReadTimeoutError is an HTTPClientError too, but _invoke_once_reached has already said what it means.
         raise _connection_error(exc, runtime_arn, rsid, settings, "before the agent answered") from exc

@@ -158,17 +158,47 @@ def lifecycle_configuration(idle_timeout: int = IDLE_SESSION_TIMEOUT,
     return {"idleRuntimeSessionTimeout": idle_timeout, "maxLifetime": max_lifetime}
 
 
+def jwt_authorizer(settings: Settings, discovery_url: str, *, allowed_audience: list[str] | None = None,
+                   allowed_clients: list[str] | None = None, allowed_scopes: list[str] | None = None) -> dict:
+    """authorizerConfiguration for an inbound JWT authorizer (devguide: inbound-jwt-authorizer), checked
+    against botocore's CustomJWTAuthorizerConfiguration shape before any call."""
+    import re
+
+    shape = _control(settings).meta.service_model.shape_for("CustomJWTAuthorizerConfiguration")
+    pattern = shape.members["discoveryUrl"].metadata.get("pattern")
+    if not isinstance(discovery_url, str) or (pattern and not re.fullmatch(pattern, discovery_url)):
+        raise AgentRuntimeError(f"discovery_url={discovery_url!r} is not an OIDC discovery URL.",
+                                hint="Give your identity provider's URL ending in /.well-known/openid-configuration.")
+    config: dict = {"discoveryUrl": discovery_url}
+    for member, values in (("allowedAudience", allowed_audience), ("allowedClients", allowed_clients),
+                           ("allowedScopes", allowed_scopes)):
+        if values is None:
+            continue
+        if isinstance(values, str) or not values or not all(isinstance(v, str) and v for v in values):
+            raise AgentRuntimeError(f"{member} must be a non-empty list of strings, got {values!r}.",
+                                    hint="e.g. allowed_clients=['my-app-client-id'].")
+        config[member] = list(values)
+    if len(config) == 1:
+        raise AgentRuntimeError("A JWT authorizer that checks neither audience nor clients accepts any token "
+                                "its identity provider issues.",
+                                hint="Pass allowed_audience=[...] or allowed_clients=[...].")
+    return {"customJWTAuthorizer": config}
+
+
 def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str | None = None,
                           bucket: str | None = None, environment: dict | None = None,
                           idle_timeout: int = IDLE_SESSION_TIMEOUT, max_lifetime: int = MAX_SESSION_LIFETIME,
                           timeout: float = 900.0, progress: bool = True,
-                          session_storage: str | None = None) -> RuntimeDeployment:
+                          session_storage: str | None = None, authorizer: dict | None = None) -> RuntimeDeployment:
     """Create the runtime, or update it to this image, environment and lifecycle; wait until READY. Safe to repeat.
 
     Every runtime it creates or updates requires MMDSv2, without which AgentCore refuses invocations.
     `session_storage="/mnt/workspace"` turns on AgentCore's managed session storage (a preview feature):
     each session gets a directory there that outlives its microVM, and the agent keeps its workspace and
     Claude Code's state on it (SESSION_STORAGE_PATH tells it where). S3 keeps the files people download.
+    `authorizer=jwt_authorizer(...)` makes the runtime take bearer JWTs instead of SigV4: it forwards the
+    validated token to the agent (Authorization in the header allowlist), whose subject then decides the actor,
+    and the agent refuses calls without an identity (AGENT_REQUIRE_IDENTITY=1).
     """
     lifecycle = lifecycle_configuration(idle_timeout, max_lifetime)
     if role_arn is None or bucket is None:
@@ -183,6 +213,8 @@ def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str |
             raise AgentRuntimeError(f"session_storage={session_storage!r} is not a mount path AgentCore accepts.",
                                     hint="Give a directory right under /mnt, e.g. session_storage='/mnt/workspace'.")
         env["SESSION_STORAGE_PATH"] = session_storage
+    if authorizer is not None:
+        env["AGENT_REQUIRE_IDENTITY"] = "1"
     request = {
         "agentRuntimeArtifact": {"containerConfiguration": {"containerUri": image_uri}},
         "roleArn": role_arn,
@@ -195,6 +227,10 @@ def get_or_create_runtime(settings: Settings, image_uri: str, *, role_arn: str |
     if session_storage is not None:
         # botocore 1.44.8's FilesystemConfiguration union; devguide: runtime-filesystem-configurations.
         request["filesystemConfigurations"] = [{"sessionStorage": {"mountPath": session_storage}}]
+    if authorizer is not None:
+        request["authorizerConfiguration"] = authorizer
+        # devguide runtime-header-allowlist: Authorization is forwarded only to JWT runtimes that list it.
+        request["requestHeaderConfiguration"] = {"requestHeaderAllowlist": ["Authorization"]}
     control = _control(settings)
     current = find_runtime(settings)
     previous = None
@@ -244,7 +280,9 @@ def _same(current: dict, request: dict) -> bool:
             and (current.get("environmentVariables") or {}) == request["environmentVariables"]
             and (current.get("metadataConfiguration") or {}).get("requireMMDSV2") is True
             and all(lifecycle.get(k) == v for k, v in request["lifecycleConfiguration"].items())
-            and (current.get("filesystemConfigurations") or []) == request.get("filesystemConfigurations", []))
+            and (current.get("filesystemConfigurations") or []) == request.get("filesystemConfigurations", [])
+            and current.get("authorizerConfiguration") == request.get("authorizerConfiguration")
+            and current.get("requestHeaderConfiguration") == request.get("requestHeaderConfiguration"))
 
 
 def write_deployment(settings: Settings, deployment: RuntimeDeployment) -> None:

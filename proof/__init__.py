@@ -61,4 +61,4 @@ class Report:
 
 
 # The sections, in the order they run: a module name under proof/ each.
-SECTIONS: tuple[str, ...] = ("fuzz_emulator", "faults_emulator", "load", "model_faults", "agent_input")
+SECTIONS: tuple[str, ...] = ("fuzz_emulator", "faults_emulator", "load", "model_faults", "agent_input", "agent_faults")

@@ -11,14 +11,16 @@ import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import AsyncIterator
 
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from . import denials
+from . import denials, identity
 from .conversation import Conversation
+from .dependencies import Breaker
 from .memory import Memory
 from .request import BadRequest, parse
 from .runner import ClaudeFailed, RunOutcome, run_claude
@@ -78,10 +80,19 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
     # summaries are found by namespace alone.
     s3, ssm, agentcore, *control = clients if clients is not None else _clients(settings)
     memory = Memory(settings, ssm, agentcore, control[0] if control else None)
+    # One per service: S3 down must not stop memory calls, nor the other way round.
+    breakers = {"S3": Breaker("S3"), "SSM": Breaker("SSM"), "AgentCore Memory": Breaker("AgentCore Memory")}
+    for name, client in (("S3", s3), ("SSM", ssm), ("AgentCore Memory", agentcore),
+                         ("AgentCore Memory", control[0] if control else None)):
+        if client is not None and hasattr(client, "meta"):
+            breakers[name].install(client)
     busy = Busy()
     session_locks: dict[tuple[str, str], asyncio.Lock] = {}
     restored: set[tuple[str, str]] = set()  # sessions this process has fully restored from S3
     background_runs: set[asyncio.Task] = set()  # streamed runs, referenced so they are not collected mid-run
+    # Runtime session id -> the identity's actor that first used it. "AgentCore does not enforce session-to-user
+    # mappings" (devguide: runtime-sessions), and this process is that session's microVM, so the agent does.
+    session_owners: dict[str, str] = {}
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -93,6 +104,7 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
     app.state.settings = settings
     app.state.memory = memory
     app.state.busy = busy
+    app.state.breakers = breakers
 
     @app.get("/ping")
     async def ping():
@@ -110,6 +122,8 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
         """Progress events, then {"type": "output", "output": ...}; ClaudeFailed if the CLI cannot run."""
         started = time.monotonic()
         warnings = list(inv.warnings)
+        for breaker in breakers.values():  # each invocation tries every service again
+            breaker.reset()
         lock = session_locks.setdefault((inv.actor_id, inv.session_id), asyncio.Lock())
         async with lock:
             await asyncio.to_thread(memory.wait_loaded, settings.aws_connect_timeout * 3 + settings.aws_read_timeout)
@@ -198,7 +212,10 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
                 "claude_duration_ms": outcome.duration_ms,
                 "num_turns": outcome.num_turns,
                 "memory_enabled": memory.enabled,
-                "memory_status": memory.status,
+                # Why memory did not serve this invocation, when it did not: the id's status, or the service silent.
+                "memory_status": (f"{memory.status}; unreachable in this invocation: "
+                                  f"{breakers['AgentCore Memory'].cause}" if memory.enabled
+                                  and breakers["AgentCore Memory"].cause else memory.status),
                 "memory_context": {"turns": len(context.turns), "facts": len(context.facts),
                                    "preferences": len(context.preferences), "summaries": len(context.summaries)},
                 "uploaded_files": uploaded,
@@ -228,7 +245,28 @@ def create_app(settings: AgentSettings | None = None, clients=None) -> FastAPI:
             inv = parse(body, settings, request.headers.get(SESSION_HEADER))
         except BadRequest as exc:
             return _error(400, f"invalid {exc.field}", str(exc), exc.field)
-        log.info("invocation actor=%s session=%s", inv.actor_id, inv.session_id)
+        try:
+            caller = identity.from_headers(request.headers)
+            actor = identity.decide_actor(caller, inv.actor_id if inv.actor_given else None,
+                                          settings.require_identity)
+        except identity.IdentityRefused as exc:
+            log.warning("invocation refused: %s", exc.details)
+            return _error(exc.status, exc.error, exc.details, exc.field)
+        runtime_session = request.headers.get(SESSION_HEADER)
+        owner = session_owners.get(runtime_session) if runtime_session else None
+        if owner is not None and owner != actor:
+            log.warning("invocation refused: runtime session %s is bound to another identity", runtime_session)
+            return _error(403, "runtime session belongs to another caller",
+                          f"runtime session {runtime_session} was started by another caller's identity, and its "
+                          "files and processes are theirs. Use a runtime session id of your own (helpers derive one "
+                          "from your actor and session: helpers.invoke.runtime_session_id).",
+                          "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id")
+        if actor is not None:
+            inv = replace(inv, actor_id=actor)
+            if runtime_session:
+                session_owners.setdefault(runtime_session, actor)
+        log.info("invocation actor=%s session=%s identity=%s", inv.actor_id, inv.session_id,
+                 caller.source if caller else "none")
         if "text/event-stream" in request.headers.get("accept", ""):
             queue = _start_streamed_run(invocation(inv), busy, background_runs)
             return StreamingResponse(_sse(queue, settings.sse_keepalive), media_type="text/event-stream",

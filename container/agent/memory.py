@@ -22,6 +22,9 @@ FACTS = "coding/user/{actor}/facts"
 PREFERENCES = "coding/user/{actor}/preferences"
 ACTOR_PREFIX = "coding/user/{actor}/"
 RETRY_SECONDS = 30.0
+# Turns whose save failed are kept in this process and saved before the next turn, oldest first; beyond
+# this many the oldest are dropped (and said so), so a memory that stays down cannot fill the agent's RAM.
+MAX_PENDING_TURNS = 100
 MAX_TEXT = 9000  # conversational content beyond this is cut, so one huge answer cannot fail the save
 
 
@@ -88,6 +91,8 @@ class Memory:
         self.strategy_denial: str | None = None
         # Set when SSM could not be reached (not when the parameter is missing): worth another try.
         self._retry_after: float | None = None
+        self._pending: list[dict] = []  # CreateEvent requests that failed, to send again
+        self._pending_lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -243,17 +248,38 @@ class Memory:
 
     # -- after a run -----------------------------------------------------------------------
     def save_turn(self, actor_id: str, session_id: str, prompt: str, answer: str) -> str | None:
-        """Save the prompt and the answer as one conversational event; a warning when it failed."""
+        """Save the prompt and the answer as one conversational event; a warning when it failed.
+
+        A turn that could not be saved is kept and saved (with its own time) before the next one, so a
+        memory that was unreachable for a while loses no turn of a process that lives on.
+        """
         if not self.enabled:
             return None
         payload = [
             {"conversational": {"role": "USER", "content": {"text": prompt[:MAX_TEXT]}}},
             {"conversational": {"role": "ASSISTANT", "content": {"text": (answer or "(no answer)")[:MAX_TEXT]}}},
         ]
-        try:
-            self.client.create_event(memoryId=self.memory_id, actorId=actor_id, sessionId=session_id,
-                                     eventTimestamp=dt.datetime.now(dt.timezone.utc), payload=payload)
-            return None
-        except (ClientError, BotoCoreError, OSError) as exc:
-            return _warning(exc, f"saving this turn to memory {self.memory_id}",
-                            f"could not save this turn to memory {self.memory_id}", "bedrock-agentcore:CreateEvent")
+        request = {"memoryId": self.memory_id, "actorId": actor_id, "sessionId": session_id,
+                   "eventTimestamp": dt.datetime.now(dt.timezone.utc), "payload": payload}
+        with self._pending_lock:
+            queue, self._pending = self._pending + [request], []
+            for i, item in enumerate(queue):
+                try:
+                    self.client.create_event(**item)
+                except (ClientError, BotoCoreError, OSError) as exc:
+                    self._pending = queue[i:]
+                    dropped = len(self._pending) - MAX_PENDING_TURNS
+                    if dropped > 0:
+                        del self._pending[:dropped]
+                    kept = (f"; kept with {len(self._pending) - 1} earlier unsaved turn(s), saved at the next "
+                            "invocation" if len(self._pending) > 1 else "; kept, saved at the next invocation")
+                    if dropped > 0:
+                        kept += f" ({dropped} oldest unsaved turn(s) dropped: more than {MAX_PENDING_TURNS})"
+                    return _warning(exc, f"saving this turn to memory {self.memory_id}{kept}",
+                                    f"could not save this turn to memory {self.memory_id}{kept}",
+                                    "bedrock-agentcore:CreateEvent")
+        return None
+
+    @property
+    def pending_turns(self) -> int:
+        return len(self._pending)

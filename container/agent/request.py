@@ -56,6 +56,8 @@ class Invocation:
     allowed_tools: tuple[str, ...]
     max_turns: int
     warnings: list[str] = field(default_factory=list)
+    # Whether the payload named the actor (else actor_id is the default): a caller's identity may fill it in.
+    actor_given: bool = True
 
 
 def check_text(name: str, value: str) -> str:
@@ -240,4 +242,4 @@ def parse(body: bytes, settings: AgentSettings, header_session_id: str | None = 
         # ascii(): a field name is the caller's text, and may hold what the answer's UTF-8 cannot carry.
         shown = ", ".join(ascii(name)[1:-1] for name in extra[:20]) + (" ..." if len(extra) > 20 else "")
         warnings.append(f"ignored unknown input fields: {shown}")
-    return Invocation(prompt, actor_id, session_id, mode, tuple(tools), max_turns, warnings)
+    return Invocation(prompt, actor_id, session_id, mode, tuple(tools), max_turns, warnings, "actor_id" in data)

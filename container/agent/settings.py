@@ -66,9 +66,10 @@ class AgentSettings:
     max_turns: int = 30
     workspace_root: Path = field(default_factory=lambda: Path("/tmp/agent-workspaces"))
     max_prompt_chars: int = 100_000
-    # Timeouts for AWS calls: memory and S3 trouble must cost seconds, not the whole invocation.
+    # Timeouts for AWS calls: memory and S3 trouble must cost seconds, not the whole invocation. They
+    # bound one attempt; after one that timed out, the invocation skips that service (agent/dependencies.py).
     aws_connect_timeout: float = 3.0
-    aws_read_timeout: float = 20.0
+    aws_read_timeout: float = 10.0
     aws_max_attempts: int = 2
     cli_path: str | None = None
     # "once": restore a session from S3 at its first invocation in this process, then trust the
@@ -86,6 +87,9 @@ class AgentSettings:
     # Bash in a mount namespace that shows it only the caller's workspace (agent/workspace.py):
     # "auto" where the machine allows it (else a warning), "namespace" to refuse Bash without it, "off".
     bash_isolation: str = "auto"
+    # Refuse invocations that carry no caller identity (bearer JWT or runtime user id header), so no
+    # caller can fall back to naming an actor in the payload (agent/identity.py).
+    require_identity: bool = False
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "AgentSettings":
@@ -104,7 +108,7 @@ class AgentSettings:
             workspace_root=Path(env.get("WORKSPACE_ROOT") or "/tmp/agent-workspaces"),
             max_prompt_chars=_int(env, "MAX_PROMPT_CHARS", 100_000, 1),
             aws_connect_timeout=_float(env, "AGENT_AWS_CONNECT_TIMEOUT", 3.0),
-            aws_read_timeout=_float(env, "AGENT_AWS_READ_TIMEOUT", 20.0),
+            aws_read_timeout=_float(env, "AGENT_AWS_READ_TIMEOUT", 10.0),
             aws_max_attempts=_int(env, "AGENT_AWS_MAX_ATTEMPTS", 2, 1),
             cli_path=env.get("CLAUDE_CLI_PATH") or None,
             sse_keepalive=_float(env, "SSE_KEEPALIVE_SECONDS", 15.0),
@@ -113,6 +117,7 @@ class AgentSettings:
             session_storage=Path(env["SESSION_STORAGE_PATH"]) if env.get("SESSION_STORAGE_PATH") else None,
             claude_config_dir=Path(env["CLAUDE_CONFIG_DIR"]) if env.get("CLAUDE_CONFIG_DIR") else None,
             bash_isolation=_choice(env, "AGENT_BASH_ISOLATION", ("auto", "namespace", "off"), "auto"),
+            require_identity=_choice(env, "AGENT_REQUIRE_IDENTITY", ("0", "1"), "0") == "1",
         )
 
     def with_session_storage(self) -> tuple["AgentSettings", str | None]:

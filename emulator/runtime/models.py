@@ -26,6 +26,12 @@ _ARN = re.compile(r"^arn:aws[a-z-]*:bedrock-agentcore:(?P<region>[a-z0-9-]+):(?P
 MMDSV2_REQUIRED = "This runtime is not MMDSv2-enabled"
 
 
+def arn_region(arn: str) -> str | None:
+    """The region of a runtime ARN (None when it is not one)."""
+    m = _ARN.match(arn)
+    return m.group("region") if m else None
+
+
 def _ts(epoch: float | None) -> dt.datetime | None:
     return None if epoch is None else dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc)
 

@@ -12,9 +12,10 @@ from ..core import paginator
 from ..core.backend import Backend
 from ..core.restjson import RequestContext, StreamingResult
 from ..core.settings import Settings
+from .authorizer import Authorizer, is_sigv4
 from .commands import CommandStream
 from .exceptions import ResourceNotFoundException, RuntimeClientError, ValidationException
-from .models import COMMAND_TIMEOUT_DEFAULT, RuntimeBackend, endpoint_view, summary_view, version_view
+from .models import COMMAND_TIMEOUT_DEFAULT, RuntimeBackend, arn_region, endpoint_view, summary_view, version_view
 from .proxy import CUSTOM_HEADER_PREFIX, SESSION_HEADER, USER_HEADER, forward
 
 # What the control plane's List* calls answer per page when the caller gives no maxResults.
@@ -34,6 +35,16 @@ def _summary(doc: dict, version: str | None = None) -> dict:
     return item
 
 
+def _check_header_allowlist(params: dict) -> None:
+    """The devguide's rule (runtime-header-allowlist): "The Authorization header requires the agent runtime to be
+    configured with a customJWTAuthorizer for OAuth-based inbound access"."""
+    allowlist = (params.get("requestHeaderConfiguration") or {}).get("requestHeaderAllowlist") or []
+    has_jwt = bool((params.get("authorizerConfiguration") or {}).get("customJWTAuthorizer"))
+    if any(h.lower() == "authorization" for h in allowlist) and not has_jwt:
+        raise ValidationException("requestHeaderConfiguration.requestHeaderAllowlist names Authorization, which "
+                                  "requires authorizerConfiguration.customJWTAuthorizer (OAuth inbound access).")
+
+
 def _page(items: list, params: dict, key: str, operation: str) -> dict:
     return paginator.page(items, params, key, paginator.scope(operation, params), DEFAULT_PAGE)
 
@@ -42,9 +53,11 @@ class RuntimeResponses:
     def __init__(self, backend: RuntimeBackend):
         self.backend = backend
         self.store = backend.store
+        self.authorizer = Authorizer()
 
     # -- runtimes ----------------------------------------------------------------------------
     def create_agent_runtime(self, params: dict, ctx: RequestContext) -> dict:
+        _check_header_allowlist(params)
         doc = self.store.create(params, ctx.account_id, ctx.region)
         return {"agentRuntimeArn": doc["arn"], "agentRuntimeId": doc["id"], "agentRuntimeVersion": doc["latest"],
                 "createdAt": version_view(doc)["createdAt"], "status": doc["status"],
@@ -55,6 +68,7 @@ class RuntimeResponses:
         return version_view(doc, params.get("agentRuntimeVersion"))
 
     def update_agent_runtime(self, params: dict, ctx: RequestContext) -> dict:
+        _check_header_allowlist(params)
         doc = self.store.update(params["agentRuntimeId"], params, ctx.account_id, ctx.region)
         view = version_view(doc)
         return {k: view[k] for k in ("agentRuntimeArn", "agentRuntimeId", "agentRuntimeVersion", "createdAt",
@@ -113,14 +127,29 @@ class RuntimeResponses:
 
     # -- data plane --------------------------------------------------------------------------
     def invoke_agent_runtime(self, params: dict, ctx: RequestContext) -> StreamingResult:
-        proc, session_id = self.backend.acquire_session(params["agentRuntimeArn"], params.get("qualifier") or "DEFAULT",
-                                                        params.get("runtimeSessionId"), ctx.account_id, ctx.region)
+        arn, qualifier = params["agentRuntimeArn"], params.get("qualifier") or "DEFAULT"
+        authorization = ctx.headers.get("Authorization")
+        # A bearer call carries no SigV4 scope, so its region is the runtime ARN's.
+        region = ctx.region if is_sigv4(authorization) else (arn_region(arn) or ctx.region)
+        # Authorised before any process starts: a refused caller never reaches the session.
+        doc, version = self.backend.runtime_for_session_call(arn, qualifier, ctx.account_id, region)
+        spec = doc["versions"][version]["spec"]
+        claims = self.authorizer.check(spec, authorization, doc["id"])
+        proc, session_id = self.backend.acquire_session(arn, qualifier, params.get("runtimeSessionId"),
+                                                        ctx.account_id, region)
         headers = {"Content-Type": params.get("contentType") or "application/json",
                    "Accept": params.get("accept") or "application/json", SESSION_HEADER: session_id}
         if params.get("runtimeUserId"):
             headers[USER_HEADER] = params["runtimeUserId"]
+        allowlist = {h.lower() for h in (spec.get("requestHeaderConfiguration") or {}).get("requestHeaderAllowlist")
+                     or []}
         for name, value in ctx.headers.items():
-            if name.lower().startswith(CUSTOM_HEADER_PREFIX):
+            lower = name.lower()
+            if lower == "authorization":
+                # The validated token reaches the agent only where the allowlist asks for it (runtime-header-allowlist).
+                if claims is not None and lower in allowlist:
+                    headers["Authorization"] = value
+            elif lower.startswith(CUSTOM_HEADER_PREFIX) or lower in allowlist:
                 headers[name] = value
         supervisor = self.backend.supervisor
         done = {"called": False}
