@@ -48,7 +48,9 @@ class EmulatorProcess:
                 return self
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError("emulator did not become healthy")
+        # Not left running: a child that never became healthy would hold its port and state dir after the caller gave up.
+        self.stop()
+        raise RuntimeError(f"emulator did not become healthy in {timeout:.0f} s: {self.log_path.read_text()[-2000:]}")
 
     def stop(self, timeout: float = 30.0) -> int | None:
         if self.proc and self.proc.poll() is None:
