@@ -12,7 +12,8 @@ from ..core import paginator
 from ..core.backend import Backend
 from ..core.restjson import RequestContext, StreamingResult
 from ..core.settings import Settings
-from .authorizer import Authorizer, is_sigv4
+from ..core.errors import ServiceError
+from .authorizer import Authorizer, bearer_token, is_sigv4
 from .commands import CommandStream
 from .exceptions import ResourceNotFoundException, RuntimeClientError, ValidationException
 from .models import COMMAND_TIMEOUT_DEFAULT, RuntimeBackend, arn_region, endpoint_view, summary_view, version_view
@@ -132,7 +133,16 @@ class RuntimeResponses:
         # A bearer call carries no SigV4 scope, so its region is the runtime ARN's.
         region = ctx.region if is_sigv4(authorization) else (arn_region(arn) or ctx.region)
         # Authorised before any process starts: a refused caller never reaches the session.
-        doc, version = self.backend.runtime_for_session_call(arn, qualifier, ctx.account_id, region)
+        try:
+            doc, version = self.backend.runtime_for_session_call(arn, qualifier, ctx.account_id, region)
+        except ResourceNotFoundException:
+            if not is_sigv4(authorization) and bearer_token(authorization) is None:
+                # An anonymous caller learns nothing of which runtimes exist: the answer of any unsigned
+                # AgentCore route. (A JWT runtime that does exist answers it 401, as an OAuth resource server.)
+                raise ServiceError("Missing Authentication Token: InvokeAgentRuntime must be signed with SigV4, or "
+                                   "carry 'Authorization: Bearer <JWT>' for a runtime with a customJWTAuthorizer.",
+                                   code="MissingAuthenticationTokenException", status=403) from None
+            raise
         spec = doc["versions"][version]["spec"]
         claims = self.authorizer.check(spec, authorization, doc["id"])
         proc, session_id = self.backend.acquire_session(arn, qualifier, params.get("runtimeSessionId"),
