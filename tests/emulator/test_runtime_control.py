@@ -200,7 +200,6 @@ def test_runtimes_survive_an_emulator_restart(tmp_path):
         got = control.get_agent_runtime(agentRuntimeId=created["agentRuntimeId"])
         assert (got["agentRuntimeArn"], got["status"]) == (created["agentRuntimeArn"], "READY")
         assert got["environmentVariables"] == {"KEPT": "yes"}
-        # moto's ECR and S3 start empty again, but the image was pulled when the runtime was created.
         answer = second.client("bedrock-agentcore").invoke_agent_runtime(
             agentRuntimeArn=created["agentRuntimeArn"], runtimeSessionId="restart-" + uuid.uuid4().hex,
             payload=b'{"input": {"prompt": "env KEPT"}}')

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 
@@ -10,7 +9,7 @@ from tests.support.emulator import EmulatorProcess
 
 from helpers import invoke, runtime
 from helpers.errors import InvocationError
-from tests.emulator.fixtures.workshop import deploy, restore_role, snapshot_role
+from tests.emulator.fixtures.workshop import deploy, snapshot_role
 
 
 @pytest.mark.slow
@@ -89,9 +88,8 @@ def test_the_conversation_resumes_after_stop_the_idle_reaper_and_an_emulator_res
 
     emu = EmulatorProcess(state, port=emu.port, env={"EMULATOR_IDLE_TIMEOUT": "2"}).start()
     try:
-        # moto keeps IAM in memory only, so the restarted emulator forgot the role the runtime names (AWS would
-        # not): put it back as it was, so the agent gets its credentials again. S3 and SSM stay forgotten.
-        restore_role(emu.client("iam"), role)
+        # The restarted emulator still has the role the runtime names, with its policies, as AWS would.
+        assert snapshot_role(emu.client("iam"), workshop.role_arn) == role
         continues("after an emulator restart")
         listing = invoke.run_command(settings, "erin", "resume-1",
                                      'ls "$SESSION_STORAGE_PATH/workspaces/erin/resume-1"; '
