@@ -263,9 +263,19 @@ def _tally(tally: Tally, resp: httpx.Response, seconds: float, what: str, expect
                                       f"{'accepts' if expected is not None else 'refuses'} it")
     if resp.status_code == 200:
         tally.cli_runs += 1
-        tally.accepted_pairs.add((expected.actor_id, expected.session_id))
+        tally.accepted_pairs.add(_answered_pair(resp, expected))
         if CANARY in resp.text:
             tally.leaks.append(f"{what}: the answer holds the canary")
+
+
+def _answered_pair(resp: httpx.Response, expected) -> tuple[str, str]:
+    """The (actor, session) the agent acted as: its answer's, since a request without a session id gets a new
+    one the local parse cannot predict (the parse's own is another random id)."""
+    try:
+        output = resp.json()["output"]
+        return output["actor_id"], output["session_id"]
+    except (ValueError, KeyError, TypeError):
+        return expected.actor_id, expected.session_id
 
 
 def _body(fields: dict) -> bytes:

@@ -58,7 +58,7 @@ def run(profile: Profile) -> Report:
                 break
             if trial == 0:
                 invocation.start()  # waits until the agent is working on the call
-            acknowledged, stop = _start_writers(emu, memory_id)
+            acknowledged, truncated, stop = _start_writers(emu, memory_id)
             time.sleep(0.8 + 0.4 * trial)  # the writers keep going; the kill lands mid-request
             killed_at = time.monotonic()
             _sigkill(emu)
@@ -75,7 +75,7 @@ def run(profile: Profile) -> Report:
             events = [e for writer in acknowledged for e in writer]
             readable = _readable_events(emu, memory_id, events)
             per_trial.append({"acknowledged": len(events), "readable": readable, "lost": len(events) - readable,
-                              "restart_seconds": round(restart, 2)})
+                              "answers_cut_by_the_kill": len(truncated), "restart_seconds": round(restart, 2)})
             if trial == 0:
                 lost, checked = _read_every_service(emu, made)
                 report.figures["services_items_written"] = checked
@@ -122,10 +122,12 @@ def _active_memory(emu) -> str:
     return memory["id"]
 
 
-def _start_writers(emu, memory_id: str) -> tuple[list[list[tuple]], threading.Event]:
-    """Four threads adding events until the emulator dies; each keeps (actor, session, event id) of every 2xx."""
+def _start_writers(emu, memory_id: str) -> tuple[list[list[tuple]], list[tuple], threading.Event]:
+    """Four threads adding events until the emulator dies; each keeps (actor, session, event id) of every 2xx,
+    and the answers whose body the kill cut off (no event id reached the client)."""
     stop = threading.Event()
     acknowledged: list[list[tuple]] = [[] for _ in range(WRITERS)]
+    truncated: list[tuple] = []
     run_id = uuid.uuid4().hex[:8]
 
     def write(n: int) -> None:
@@ -139,12 +141,17 @@ def _start_writers(emu, memory_id: str) -> tuple[list[list[tuple]], threading.Ev
                     payload=[{"conversational": {"content": {"text": f"event {i} of writer {n}"}, "role": "USER"}}])
             except (BotoCoreError, ClientError):
                 return  # the emulator is gone: this request was not acknowledged
+            if "event" not in event:
+                # The status line arrived and the body did not: the kill landed mid-answer. The client holds no
+                # event id, so nothing was acknowledged to it; counted apart, and this writer stops like the others.
+                truncated.append((actor, session, i))
+                return
             acknowledged[n].append((actor, session, event["event"]["eventId"]))
             i += 1
 
     for n in range(WRITERS):
         threading.Thread(target=write, args=(n,), name=f"proof-writer-{n}", daemon=True).start()
-    return acknowledged, stop
+    return acknowledged, truncated, stop
 
 
 def _readable_events(emu, memory_id: str, events: list[tuple]) -> int:
